@@ -1,0 +1,1 @@
+"""Input data: the contract, validation, demo data, features, labels and value tiers."""

@@ -1,0 +1,544 @@
+"""The input data contract (shared/DATA_CONTRACT.md): tables, dataset settings, loading, validation.
+
+A dataset is a directory of ``<table>.parquet`` / ``<table>.csv`` files or a SQLAlchemy URL.
+Loading exposes the raw tables to DuckDB as ``raw_<table>`` views, checks every rule in a
+few set-based queries (fast at tens of millions of rows), and only then defines the typed
+views ``customers``, ``transactions``, ... that every other module reads.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import duckdb
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+Kind = Literal["string", "date", "timestamp", "number"]
+SETTINGS_FILE = "tierwise.yaml"
+EXAMPLES = 5
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    kind: Kind
+    nullable: bool = False
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    required: bool
+    columns: tuple[Column, ...]
+
+
+TABLES: dict[str, Table] = {
+    t.name: t
+    for t in (
+        Table(
+            "customers",
+            True,
+            (
+                Column("customer_id", "string"),
+                Column("signup_date", "date"),
+                Column("closed_date", "date", nullable=True),
+            ),
+        ),
+        Table(
+            "transactions",
+            True,
+            (
+                Column("customer_id", "string"),
+                Column("ts", "timestamp"),
+                Column("amount", "number"),
+                Column("product", "string", nullable=True),
+                Column("channel", "string", nullable=True),
+            ),
+        ),
+        Table(
+            "holdings",
+            False,
+            (
+                Column("customer_id", "string"),
+                Column("product", "string"),
+                Column("opened", "date"),
+                Column("closed", "date", nullable=True),
+                Column("monthly_fee", "number", nullable=True),
+            ),
+        ),
+        Table(
+            "interactions",
+            False,
+            (
+                Column("customer_id", "string"),
+                Column("ts", "timestamp"),
+                Column("kind", "string"),
+                Column("channel", "string", nullable=True),
+                Column("satisfaction", "number", nullable=True),
+            ),
+        ),
+        Table(
+            "tiers",
+            False,
+            (
+                Column("customer_id", "string"),
+                Column("tier", "string"),
+                Column("effective", "date"),
+            ),
+        ),
+    )
+}
+
+# The project's own value tiers (the customer pyramid), lowest first.
+VALUE_TIERS = ("small", "ordinary", "major", "VIP")
+
+
+class DatasetSettings(BaseModel):
+    """Business settings of a dataset (``tierwise.yaml``); command-line flags override them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    churn_definition: Literal["closed", "inactive"] | None = Field(
+        None, description="closed, or inactive; default closed when any customer has a closed_date"
+    )
+    horizon_days: int = Field(90, ge=1, le=3650, description="prediction window H in days")
+    tier_order: list[str] | None = Field(None, min_length=1, description="tier names, lowest first")
+    cross_sell_products: list[str] | None = Field(None, description="products to model")
+    exclude_columns: list[str] = Field(default_factory=list, description="never used as features")
+    data_end: dt.date | None = Field(None, description="last day the data covers")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One broken rule: where, what, how many rows, and a few customer_ids to look at."""
+
+    table: str
+    column: str
+    rule: str
+    rows: int = 0
+    examples: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        where = f"{self.table}.{self.column}" if self.column else self.table
+        rows = f" ({self.rows:,} rows)" if self.rows else ""
+        shown = f"; e.g. customer_id {', '.join(self.examples)}" if self.examples else ""
+        return f"{where}: {self.rule}{rows}{shown}"
+
+
+@dataclass
+class ValidationReport:
+    source: str
+    problems: list[Problem] = field(default_factory=list)
+    rows: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def render(self) -> str:
+        """A plain-text report: table sizes, then every problem on its own line."""
+        sizes = ", ".join(f"{t} {n:,}" for t, n in self.rows.items())
+        head = f"{self.source}: {sizes or 'no tables read'}"
+        if self.ok:
+            return f"{head}\nOK: every rule of the data contract holds."
+        lines = [f"- {p}" for p in self.problems]
+        return "\n".join([head, f"{len(self.problems)} problem(s):", *lines])
+
+
+class ContractError(ValueError):
+    """The dataset breaks the data contract; ``report`` lists every broken rule."""
+
+    def __init__(self, report: ValidationReport) -> None:
+        super().__init__(report.render())
+        self.report = report
+
+
+@dataclass
+class Dataset:
+    """A validated dataset: typed DuckDB views named after the contract's tables."""
+
+    con: duckdb.DuckDBPyConnection
+    source: str
+    tables: frozenset[str]
+    settings: DatasetSettings  # resolved: churn_definition, tier_order and data_end are set
+    profile: dict[str, Literal["categorical", "numeric"]]  # customers' usable extra columns
+
+    @property
+    def tier_order(self) -> list[str]:
+        return list(self.settings.tier_order or VALUE_TIERS)
+
+
+def connect(threads: int = 2, memory_limit: str = "8GB", temp_dir: Path | None = None):
+    """A DuckDB connection pinned to UTC, bounded in threads and memory."""
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute(f"SET threads = {int(threads)}")
+    con.execute(f"SET memory_limit = '{memory_limit}'")
+    con.execute("SET preserve_insertion_order = false")
+    if temp_dir is not None:
+        temp_dir.mkdir(parents=True, exist_ok=True)
+        con.execute(f"SET temp_directory = '{temp_dir}'")
+    return con
+
+
+def load_dataset(
+    source: str | Path,
+    overrides: dict | None = None,
+    con: duckdb.DuckDBPyConnection | None = None,
+) -> Dataset:
+    """Open, validate and type a dataset.
+
+    Args:
+        source: a directory of table files or a SQLAlchemy URL.
+        overrides: dataset settings from the command line; they win over ``tierwise.yaml``.
+        con: the DuckDB connection to define the views on (a new one by default).
+
+    Raises:
+        ContractError: any rule of the contract is broken; nothing is defined then.
+    """
+    con = con or connect()
+    report, tables, settings = _check(con, str(source), overrides or {})
+    if not report.ok:
+        raise ContractError(report)
+    profile = _define_typed_views(con, tables, settings)
+    resolved = _resolve_settings(con, tables, settings)
+    return Dataset(con, str(source), frozenset(tables), resolved, profile)
+
+
+def validate_dataset(source: str | Path, overrides: dict | None = None) -> ValidationReport:
+    """Check a dataset against the contract and return the report (never raises on bad data)."""
+    report, _, _ = _check(connect(), str(source), overrides or {})
+    return report
+
+
+# -- opening sources ---------------------------------------------------------------------------
+
+
+def _is_url(source: str) -> bool:
+    return "://" in source
+
+
+def _open(con: duckdb.DuckDBPyConnection, source: str) -> list[str]:
+    """Expose every contract table the source has as a ``raw_<table>`` view; return their names."""
+    if _is_url(source):
+        return _open_sql(con, source)
+    root = Path(source)
+    if not root.is_dir():
+        raise FileNotFoundError(f"dataset {source!r} is neither a directory nor a SQLAlchemy URL")
+    found = []
+    for name, spec in TABLES.items():
+        parquet, csv = root / f"{name}.parquet", root / f"{name}.csv"
+        if parquet.exists():
+            # A directory named <table>.parquet holds a partitioned table.
+            path = f"{parquet}/**/*.parquet" if parquet.is_dir() else str(parquet)
+            con.execute(f"CREATE VIEW raw_{name} AS SELECT * FROM read_parquet({_lit(path)})")
+        elif csv.exists():
+            # Contract columns are read as text so that bad values are reported, not guessed at.
+            header = con.execute(f"DESCRIBE SELECT * FROM read_csv({_lit(str(csv))})").fetchall()
+            known = {c.name for c in spec.columns} & {row[0] for row in header}
+            types = "{" + ", ".join(f"{_lit(c)}: 'VARCHAR'" for c in sorted(known)) + "}"
+            con.execute(
+                f"CREATE VIEW raw_{name} AS SELECT * FROM read_csv({_lit(str(csv))}, types = {types})"
+            )
+        else:
+            continue
+        found.append(name)
+    return found
+
+
+def _open_sql(con: duckdb.DuckDBPyConnection, url: str) -> list[str]:
+    """Copy the contract's tables from a SQL database into DuckDB, in chunks."""
+    import pandas as pd
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    try:
+        present = set(sa.inspect(engine).get_table_names())
+        found = [name for name in TABLES if name in present]
+        with engine.connect() as conn:
+            for name in found:
+                chunks = pd.read_sql_table(name, conn, chunksize=200_000)
+                for i, chunk in enumerate(chunks):
+                    verb = f"CREATE TABLE raw_{name} AS" if i == 0 else f"INSERT INTO raw_{name}"
+                    con.register("_chunk", chunk)
+                    con.execute(f"{verb} SELECT * FROM _chunk")
+                    con.unregister("_chunk")
+    finally:
+        engine.dispose()
+    return found
+
+
+def _read_settings(source: str, overrides: dict) -> tuple[DatasetSettings | None, list[Problem]]:
+    raw: dict = {}
+    path = Path(source) / SETTINGS_FILE
+    if not _is_url(source) and path.exists():
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            return None, [Problem(SETTINGS_FILE, "", f"is not valid YAML: {err}")]
+        if not isinstance(raw, dict):
+            return None, [Problem(SETTINGS_FILE, "", "must be a mapping of setting: value")]
+    merged = {**raw, **{k: v for k, v in overrides.items() if v is not None}}
+    try:
+        return DatasetSettings.model_validate(merged), []
+    except ValidationError as err:
+        problems = [
+            Problem(
+                SETTINGS_FILE,
+                ".".join(str(p) for p in e["loc"]),
+                f"{e['msg']} (got {e['input']!r})",
+            )
+            for e in err.errors()
+        ]
+        return None, problems
+
+
+# -- checking ----------------------------------------------------------------------------------
+
+
+def _cast(column: str, kind: Kind) -> str:
+    """The SQL that turns a raw column into its contract type (NULL where it cannot)."""
+    col = _ident(column)
+    return {
+        "string": f"CAST({col} AS VARCHAR)",
+        "date": f"TRY_CAST({col} AS DATE)",
+        # Naive timestamps are taken as UTC (the connection's zone); aware ones are converted.
+        "timestamp": f"TRY_CAST(TRY_CAST({col} AS TIMESTAMPTZ) AS TIMESTAMP)",
+        "number": f"TRY_CAST({col} AS DOUBLE)",
+    }[kind]
+
+
+def _check(
+    con, source: str, overrides: dict
+) -> tuple[ValidationReport, list[str], DatasetSettings]:
+    report = ValidationReport(source)
+    settings, report.problems = _read_settings(source, overrides)
+    tables = _open(con, source)
+    for name, spec in TABLES.items():
+        if spec.required and name not in tables:
+            report.problems.append(
+                Problem(name, "", "required table is missing (expected <table>.parquet or .csv)")
+            )
+    columns = {t: _columns(con, f"raw_{t}") for t in tables}
+    tier_order = (settings.tier_order if settings else None) or list(VALUE_TIERS)
+    for name in tables:
+        report.rows[name] = con.execute(f"SELECT count(*) FROM raw_{name}").fetchone()[0]
+        report.problems += _check_table(con, TABLES[name], columns[name], tier_order)
+    if "customers" in tables and "customer_id" in columns["customers"]:
+        report.problems += _check_keys(con, tables, columns)
+    if settings is not None:
+        report.problems += _check_settings(con, settings, tables, columns)
+    return report, tables, settings or DatasetSettings()
+
+
+def _columns(con, view: str) -> dict[str, str]:
+    return {row[0]: row[1] for row in con.execute(f"DESCRIBE {view}").fetchall()}
+
+
+def _check_table(con, spec: Table, present: dict[str, str], tier_order: list[str]) -> list[Problem]:
+    """Every per-row rule of one table, counted in a single scan."""
+    problems = [
+        Problem(spec.name, c.name, "required column is missing")
+        for c in spec.columns
+        if c.name not in present
+    ]
+    rules: list[tuple[str, str, str]] = []  # (column, rule, SQL condition that breaks it)
+    for c in spec.columns:
+        if c.name not in present:
+            continue
+        if not c.nullable:
+            rules.append((c.name, "must not be null", f"{_ident(c.name)} IS NULL"))
+        if c.kind != "string":
+            rules.append(
+                (
+                    c.name,
+                    f"must be a {c.kind}"
+                    + (" (ISO-8601)" if c.kind in ("date", "timestamp") else ""),
+                    f"{_ident(c.name)} IS NOT NULL AND {_cast(c.name, c.kind)} IS NULL",
+                )
+            )
+    has = set(present)
+    if spec.name == "customers" and {"signup_date", "closed_date"} <= has:
+        rules.append(
+            ("closed_date", "must not be before signup_date", _before("closed_date", "signup_date"))
+        )
+    if spec.name == "holdings" and {"opened", "closed"} <= has:
+        rules.append(("closed", "must not be before opened", _before("closed", "opened")))
+    if spec.name == "interactions" and "satisfaction" in has:
+        sat = _cast("satisfaction", "number")
+        rules.append(("satisfaction", "must be between 1 and 5", f"{sat} NOT BETWEEN 1 AND 5"))
+    if spec.name == "tiers" and "tier" in has:
+        names = ", ".join(_lit(t) for t in tier_order)
+        rule = f"must be one of tier_order [{', '.join(tier_order)}] (set tier_order in {SETTINGS_FILE})"
+        rules.append(("tier", rule, f"CAST(tier AS VARCHAR) NOT IN ({names})"))
+    if not rules:
+        return problems
+    key = "CAST(customer_id AS VARCHAR)" if "customer_id" in has else "NULL::VARCHAR"
+    select = ", ".join(
+        f"count(*) FILTER (WHERE {cond}), min(DISTINCT {key}, {EXAMPLES}) FILTER (WHERE {cond})"
+        for _, _, cond in rules
+    )
+    counts = con.execute(f"SELECT {select} FROM raw_{spec.name}").fetchone()
+    for i, (column, rule, _) in enumerate(rules):
+        rows, examples = counts[2 * i], counts[2 * i + 1]
+        if rows:
+            problems.append(Problem(spec.name, column, rule, rows, tuple(examples or ())))
+    return problems
+
+
+def _before(later: str, earlier: str) -> str:
+    return f"{_cast(later, 'date')} < {_cast(earlier, 'date')}"
+
+
+def _check_keys(con, tables: list[str], columns: dict[str, dict[str, str]]) -> list[Problem]:
+    """Unique customer ids, and every other table's customer_id known to customers."""
+    problems = []
+    rows, examples = con.execute(
+        f"""SELECT coalesce(sum(n), 0), min(customer_id, {EXAMPLES}) FROM (
+              SELECT CAST(customer_id AS VARCHAR) AS customer_id, count(*) AS n
+              FROM raw_customers WHERE customer_id IS NOT NULL GROUP BY 1 HAVING count(*) > 1)"""
+    ).fetchone()
+    if rows:
+        problems.append(
+            Problem("customers", "customer_id", "must be unique", rows, tuple(examples))
+        )
+    for name in tables:
+        if name == "customers" or "customer_id" not in columns[name]:
+            continue
+        rows, examples = con.execute(
+            f"""SELECT count(*), min(DISTINCT t.customer_id, {EXAMPLES}) FROM
+                  (SELECT CAST(customer_id AS VARCHAR) AS customer_id FROM raw_{name}
+                   WHERE customer_id IS NOT NULL) t
+                ANTI JOIN (SELECT CAST(customer_id AS VARCHAR) AS customer_id FROM raw_customers) c
+                USING (customer_id)"""
+        ).fetchone()
+        if rows:
+            problems.append(
+                Problem(name, "customer_id", "must exist in customers", rows, tuple(examples))
+            )
+    return problems
+
+
+def _check_settings(con, settings: DatasetSettings, tables, columns) -> list[Problem]:
+    """Rules that tie the settings to the data."""
+    problems = []
+    customer_columns = set(columns.get("customers", {}))
+    contract = {c.name for c in TABLES["customers"].columns}
+    for name in settings.exclude_columns:
+        if name in contract:
+            problems.append(
+                Problem(
+                    SETTINGS_FILE, "exclude_columns", f"cannot exclude contract column {name!r}"
+                )
+            )
+        elif customer_columns and name not in customer_columns:
+            problems.append(
+                Problem(SETTINGS_FILE, "exclude_columns", f"customers has no column {name!r}")
+            )
+    order = settings.tier_order or []
+    if len(set(order)) != len(order):
+        problems.append(Problem(SETTINGS_FILE, "tier_order", f"names a tier twice: {order}"))
+    if settings.cross_sell_products:
+        if "holdings" not in tables:
+            problems.append(Problem(SETTINGS_FILE, "cross_sell_products", "needs a holdings table"))
+        elif "product" in columns["holdings"]:
+            held = {
+                r[0]
+                for r in con.execute(
+                    "SELECT DISTINCT CAST(product AS VARCHAR) FROM raw_holdings"
+                ).fetchall()
+            }
+            for product in sorted(set(settings.cross_sell_products) - held):
+                problems.append(
+                    Problem(
+                        SETTINGS_FILE, "cross_sell_products", f"no holding has product {product!r}"
+                    )
+                )
+    if settings.churn_definition == "closed" and "closed_date" in customer_columns:
+        closed = con.execute(
+            f"SELECT count(*) FROM raw_customers WHERE {_cast('closed_date', 'date')} IS NOT NULL"
+        ).fetchone()[0]
+        if not closed:
+            problems.append(
+                Problem(
+                    SETTINGS_FILE,
+                    "churn_definition",
+                    "is 'closed' but no customer has a closed_date",
+                )
+            )
+    return problems
+
+
+# -- typed views -------------------------------------------------------------------------------
+
+_NUMERIC = (
+    "TINYINT",
+    "SMALLINT",
+    "INTEGER",
+    "BIGINT",
+    "HUGEINT",
+    "FLOAT",
+    "DOUBLE",
+    "DECIMAL",
+    "BOOLEAN",
+    "UTINYINT",
+    "USMALLINT",
+    "UINTEGER",
+    "UBIGINT",
+)
+
+
+def _define_typed_views(con, tables: list[str], settings: DatasetSettings) -> dict:
+    """Define ``<table>`` views with contract types; return the customers' usable profile columns."""
+    profile: dict[str, Literal["categorical", "numeric"]] = {}
+    for name in tables:
+        spec = TABLES[name]
+        exprs = [f"{_cast(c.name, c.kind)} AS {_ident(c.name)}" for c in spec.columns]
+        if name == "customers":
+            known = {c.name for c in spec.columns} | set(settings.exclude_columns)
+            for column, sql_type in _columns(con, "raw_customers").items():
+                if column in known:
+                    continue
+                numeric = sql_type.startswith(_NUMERIC)
+                profile[column] = "numeric" if numeric else "categorical"
+                cast = "DOUBLE" if numeric else "VARCHAR"
+                exprs.append(f"CAST({_ident(column)} AS {cast}) AS {_ident(column)}")
+        con.execute(f"CREATE VIEW {name} AS SELECT {', '.join(exprs)} FROM raw_{name}")
+    return profile
+
+
+def _resolve_settings(con, tables: list[str], settings: DatasetSettings) -> DatasetSettings:
+    """Fill the defaults that depend on the data (churn definition, tier order, data end)."""
+    any_closed = con.execute("SELECT count(closed_date) > 0 FROM customers").fetchone()[0]
+    ends = {
+        "customers": "greatest(max(signup_date), max(closed_date))",
+        "transactions": "max(ts)::DATE",
+        "holdings": "greatest(max(opened), max(closed))",
+        "interactions": "max(ts)::DATE",
+        "tiers": "max(effective)",
+    }
+    data_end = settings.data_end or max(
+        d
+        for t in tables
+        if (d := con.execute(f"SELECT {ends[t]} FROM {t}").fetchone()[0]) is not None
+    )
+    return settings.model_copy(
+        update={
+            "churn_definition": settings.churn_definition
+            or ("closed" if any_closed else "inactive"),
+            "tier_order": settings.tier_order or list(VALUE_TIERS),
+            "data_end": data_end,
+        }
+    )
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _lit(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"

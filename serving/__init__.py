@@ -1,0 +1,1 @@
+"""The BentoML service, next-best-action policy, stores, batch scoring and monitoring."""

@@ -1,0 +1,87 @@
+"""Shared fixtures: small hand-made datasets in the data contract."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+
+def base_tables() -> dict[str, pd.DataFrame]:
+    """Three customers, valid under every rule of the contract."""
+    return {
+        "customers": pd.DataFrame(
+            {
+                "customer_id": ["A", "B", "C"],
+                "signup_date": ["2023-01-10", "2023-03-01", "2023-06-15"],
+                "closed_date": [None, "2024-02-01", None],
+                "region": ["north", "south", None],
+                "age": [34, 61, 25],
+            }
+        ),
+        "transactions": pd.DataFrame(
+            {
+                "customer_id": ["A", "A", "B", "C"],
+                "ts": [
+                    "2023-02-01T10:00:00Z",
+                    "2023-12-20T09:30:00Z",
+                    "2023-05-05T12:00:00Z",
+                    "2023-07-01T08:00:00Z",
+                ],
+                "amount": [120.0, -20.0, 55.5, 10.0],
+                "product": ["checking", "checking", None, "savings"],
+                "channel": ["web", "app", "branch", None],
+            }
+        ),
+        "holdings": pd.DataFrame(
+            {
+                "customer_id": ["A", "B"],
+                "product": ["checking", "savings"],
+                "opened": ["2023-01-10", "2023-03-01"],
+                "closed": [None, "2024-01-15"],
+                "monthly_fee": [5.0, None],
+            }
+        ),
+        "interactions": pd.DataFrame(
+            {
+                "customer_id": ["B", "B"],
+                "ts": ["2023-11-01T10:00:00Z", "2023-12-01T10:00:00Z"],
+                "kind": ["complaint", "inquiry"],
+                "channel": ["phone", None],
+                "satisfaction": [1.0, None],
+            }
+        ),
+        "tiers": pd.DataFrame(
+            {
+                "customer_id": ["A", "B", "C", "A"],
+                "tier": ["small", "ordinary", "small", "major"],
+                "effective": ["2023-01-10", "2023-03-01", "2023-06-15", "2023-12-01"],
+            }
+        ),
+    }
+
+
+@pytest.fixture
+def make_dataset(tmp_path: Path):
+    """Write tables (name -> frame) as files into a fresh directory and return its path."""
+
+    def make(
+        tables: dict[str, pd.DataFrame] | None = None,
+        settings: dict | None = None,
+        fmt: str = "csv",
+        name: str = "data",
+    ) -> Path:
+        root = tmp_path / name
+        root.mkdir()
+        for table, frame in (base_tables() if tables is None else tables).items():
+            if fmt == "csv":
+                frame.to_csv(root / f"{table}.csv", index=False)
+            else:
+                frame.to_parquet(root / f"{table}.parquet", index=False)
+        if settings is not None:
+            (root / "tierwise.yaml").write_text(yaml.safe_dump(settings))
+        return root
+
+    return make

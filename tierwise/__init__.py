@@ -1,0 +1,1 @@
+"""The ``tierwise`` command: the composition root that wires features, training and serving."""

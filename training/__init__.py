@@ -1,0 +1,1 @@
+"""Training sets, LightGBM models, calibration, evaluation, MLflow registry and promotion."""
