@@ -1,0 +1,39 @@
+"""The spine ``(customer_id, as_of)``: the population at each as-of date, shared by features and labels."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+from features.contract import Dataset
+
+SPINE = "spine"
+
+
+def as_of_dates(values: Sequence[dt.date | str]) -> list[dt.date]:
+    """Sorted distinct as-of dates from dates or ISO strings.
+
+    Raises:
+        ValueError: no dates, or a string that is not an ISO date.
+    """
+    dates = sorted({v if isinstance(v, dt.date) else dt.date.fromisoformat(str(v)) for v in values})
+    if not dates:
+        raise ValueError("at least one as-of date is needed")
+    return dates
+
+
+def register_spine(ds: Dataset, as_of: Sequence[dt.date | str], name: str = SPINE) -> list[dt.date]:
+    """Define table ``name`` with one row per customer in the population at each as-of date.
+
+    The population at t: signup_date <= t and (closed_date is null or closed_date > t),
+    as in the data contract. Returns the as-of dates used.
+    """
+    dates = as_of_dates(as_of)
+    values = ", ".join(f"(DATE '{d.isoformat()}')" for d in dates)
+    ds.con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE {name} AS
+            SELECT c.customer_id, d.as_of
+            FROM customers c CROSS JOIN (VALUES {values}) d(as_of)
+            WHERE c.signup_date <= d.as_of AND (c.closed_date IS NULL OR c.closed_date > d.as_of)"""
+    )
+    return dates
