@@ -9,6 +9,7 @@ views ``customers``, ``transactions``, ... that every other module reads.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -213,6 +214,18 @@ def validate_dataset(source: str | Path, overrides: dict | None = None) -> Valid
     """Check a dataset against the contract and return the report (never raises on bad data)."""
     report, _, _ = _check(connect(), str(source), overrides or {})
     return report
+
+
+def fingerprint(ds: Dataset) -> str:
+    """A content hash of the typed tables, independent of row order (for run lineage)."""
+    parts = []
+    for name in sorted(ds.tables):
+        columns = ", ".join(_ident(c.name) for c in TABLES[name].columns)
+        rows, total = ds.con.execute(
+            f"SELECT count(*), coalesce(sum(hash({columns})::HUGEINT), 0) FROM {name}"
+        ).fetchall()[0]
+        parts.append(f"{name}:{rows}:{total}")
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 
 # -- opening sources ---------------------------------------------------------------------------

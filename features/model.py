@@ -1,0 +1,155 @@
+"""The model format training writes and serving reads: native files, no pickles.
+
+A target's model is a folder holding ``booster.txt`` (LightGBM's text model),
+``encoding.json`` (feature order and categorical vocabularies), ``calibration.json``
+(the map from raw score to calibrated probability) and ``meta.json``. It lives in
+``features`` because both ``training`` and ``serving`` need it and serving never
+imports training.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+FILES = ("booster.txt", "encoding.json", "calibration.json", "meta.json")
+
+
+@dataclass(frozen=True)
+class Encoding:
+    """Feature order and the vocabulary of each categorical; unseen or null categories are missing."""
+
+    features: list[str]
+    categories: dict[str, list[str]] = field(default_factory=dict)
+
+    @classmethod
+    def fit(cls, frame: pd.DataFrame, features: list[str], categorical: list[str]) -> Encoding:
+        """Learn vocabularies (sorted, so the encoding is deterministic) from training rows."""
+        vocab = {c: sorted(frame[c].dropna().astype(str).unique().tolist()) for c in categorical}
+        return cls(list(features), vocab)
+
+    @property
+    def categorical_indices(self) -> list[int]:
+        return [i for i, f in enumerate(self.features) if f in self.categories]
+
+    def matrix(self, frame: pd.DataFrame) -> np.ndarray:
+        """Rows of ``frame`` as the float matrix the booster expects (categories as codes)."""
+        out = np.empty((len(frame), len(self.features)), dtype=np.float64)
+        for j, name in enumerate(self.features):
+            if name not in frame:  # a feature the scoring data lacks is missing, not an error
+                out[:, j] = np.nan
+                continue
+            column = frame[name]
+            if name in self.categories:
+                codes = pd.Categorical(
+                    column.astype("string"), categories=self.categories[name]
+                ).codes
+                out[:, j] = np.where(codes < 0, np.nan, codes)
+            else:
+                out[:, j] = pd.to_numeric(column, errors="coerce").to_numpy(
+                    dtype=np.float64, na_value=np.nan
+                )
+        return out
+
+    def row(self, values: dict) -> np.ndarray:
+        """One customer's feature dict as a 1-row matrix, without pandas (the service's hot path)."""
+        out = np.empty((1, len(self.features)), dtype=np.float64)
+        for j, name in enumerate(self.features):
+            value = values.get(name)
+            if name in self.categories:
+                index = self._index(name).get(value)
+                out[0, j] = np.nan if index is None else index
+            else:
+                out[0, j] = np.nan if value is None else float(value)
+        return out
+
+    def _index(self, name: str) -> dict[str, int]:
+        cache = self.__dict__.setdefault("_indices", {})
+        if name not in cache:
+            cache[name] = {v: i for i, v in enumerate(self.categories[name])}
+        return cache[name]
+
+    def to_dict(self) -> dict:
+        return {"features": self.features, "categories": self.categories}
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Maps a raw booster probability to a calibrated one (isotonic steps or Platt sigmoid)."""
+
+    method: Literal["isotonic", "platt", "identity"]
+    x: list[float] = field(default_factory=list)  # isotonic knots
+    y: list[float] = field(default_factory=list)
+    a: float = 1.0  # platt: sigmoid(a * logit(p) + b)
+    b: float = 0.0
+
+    def apply(self, raw: np.ndarray) -> np.ndarray:
+        raw = np.asarray(raw, dtype=np.float64)
+        if self.method == "isotonic":
+            return np.interp(raw, self.x, self.y)
+        if self.method == "platt":
+            p = np.clip(raw, 1e-12, 1 - 1e-12)
+            return 1.0 / (1.0 + np.exp(-(self.a * np.log(p / (1 - p)) + self.b)))
+        return raw
+
+
+@dataclass
+class Predictor:
+    """A trained target: booster + encoding + calibration, predicting calibrated probabilities."""
+
+    target: str
+    booster: lgb.Booster
+    encoding: Encoding
+    calibration: Calibration
+    meta: dict = field(default_factory=dict)
+
+    def predict(self, matrix: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities for encoded rows."""
+        return self.calibration.apply(self.booster.predict(matrix, num_threads=self.threads))
+
+    def predict_frame(self, frame: pd.DataFrame) -> np.ndarray:
+        return self.predict(self.encoding.matrix(frame))
+
+    def contributions(self, matrix: np.ndarray) -> np.ndarray:
+        """Per-feature contributions to the raw log-odds (TreeSHAP); the last column is the bias."""
+        return self.booster.predict(matrix, pred_contrib=True, num_threads=self.threads)
+
+    @property
+    def threads(self) -> int:
+        return int(self.meta.get("threads", 1))
+
+    def save(self, folder: Path) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.booster.save_model(str(folder / "booster.txt"))
+        _dump(folder / "encoding.json", self.encoding.to_dict())
+        _dump(folder / "calibration.json", asdict(self.calibration))
+        _dump(folder / "meta.json", {"target": self.target, **self.meta})
+        return folder
+
+    @classmethod
+    def load(cls, folder: Path, threads: int = 1) -> Predictor:
+        """Load from a folder of the native files (``threads`` for LightGBM's predict)."""
+        meta = json.loads((folder / "meta.json").read_text())
+        encoding = Encoding(**json.loads((folder / "encoding.json").read_text()))
+        calibration = Calibration(**json.loads((folder / "calibration.json").read_text()))
+        booster = lgb.Booster(model_file=str(folder / "booster.txt"))
+        return cls(meta.pop("target"), booster, encoding, calibration, {**meta, "threads": threads})
+
+
+def _dump(path: Path, data: dict) -> None:
+    path.write_text(json.dumps(data, indent=1, sort_keys=True, default=_json_default))
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    raise TypeError(f"cannot write {type(value).__name__} to JSON")
