@@ -1,0 +1,267 @@
+"""Reasons and talking points: why a score is high, and what an agent could say.
+
+Pure functions shared by the service and batch scoring. Reasons come from the model's own
+per-customer feature contributions, rendered by the feature catalogue's templates; talking
+points come only from the customer's own recent history as given, never from anything else.
+"""
+
+from __future__ import annotations
+
+import calendar
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+import numpy as np
+
+from features.catalogue import Feature, render_reason
+from features.model import Predictor
+
+MAX_POINTS = 3
+RECENT_COMPLAINT_DAYS = 90  # older complaints are history, not something to acknowledge first
+LOW_SATISFACTION = 2  # a score at or below this (of 5) is worth asking about
+MILESTONE_DAYS = 60  # a whole-year anniversary this close to the contact is worth a thank-you
+CHANNEL_PHRASES = {
+    "app": "on the app",
+    "web": "online",
+    "branch": "at a branch",
+    "phone": "by phone",
+    "atm": "at an ATM",
+}
+# Products that usually go together (domain default for banking-like bases; any other held
+# product is still mentioned when none of these applies).
+RELATED = {
+    "credit_card": ("checking",),
+    "savings": ("checking",),
+    "investment": ("savings", "checking"),
+    "insurance": ("mortgage", "personal_loan"),
+    "personal_loan": ("checking", "credit_card"),
+    "mortgage": ("savings", "checking"),
+}
+
+
+@dataclass(frozen=True)
+class Reason:
+    """One feature that pushed the score up: its name, its plain words, its log-odds push."""
+
+    feature: str
+    text: str
+    contribution: float
+
+
+def top_reasons(
+    predictor: Predictor,
+    row: np.ndarray,
+    values: Mapping[str, Any],
+    features: Mapping[str, Feature],
+    k: int = 3,
+) -> list[Reason]:
+    """The features that push this customer's score up most, in words.
+
+    Args:
+        row: the customer's encoded 1-row matrix (``predictor.encoding.row(values)``).
+        values: feature name -> raw value (what the text shows, e.g. a category name).
+        features: feature name -> Feature (``feature_index(spec)``); features not in it, or
+            whose text renders empty, are left out.
+        k: at most this many reasons.
+
+    Returns:
+        Positive contributions only, largest first, ties by feature name.
+
+    Raises:
+        ValueError: ``row`` is not exactly one row.
+    """
+    matrix = np.atleast_2d(np.asarray(row, dtype=np.float64))
+    if matrix.shape[0] != 1:
+        raise ValueError(f"top_reasons explains one row, got {matrix.shape[0]}")
+    contributions = np.asarray(predictor.contributions(matrix))[0, :-1]  # last column: bias
+    pushes = sorted(
+        (
+            (float(c), name)
+            for name, c in zip(predictor.encoding.features, contributions, strict=True)
+            if c > 0 and name in features
+        ),
+        key=lambda t: (-t[0], t[1]),
+    )
+    out: list[Reason] = []
+    for contribution, name in pushes:
+        text = render_reason(features[name], values.get(name))
+        if text:
+            out.append(Reason(name, text, contribution))
+        if len(out) >= k:
+            break
+    return out
+
+
+def talking_points(history: Mapping[str, Any], as_of: date, tier: str | None) -> list[str]:
+    """Up to three short points from the customer's own recent history, most pressing first.
+
+    Keys read (all optional; missing, null or unreadable ones are skipped, and anything dated
+    after ``as_of`` is ignored): ``last_complaint_date``, ``last_satisfaction`` (1-5),
+    ``signup_date``, ``last_transaction_date``, ``last_transaction_product``,
+    ``last_transaction_channel``, ``last_transaction_amount``. Dates may be dates, datetimes
+    or ISO strings. ``tier`` names the customer's tier in the loyalty point.
+
+    Order: a recent complaint (or a low satisfaction score), a tenure milestone, the last
+    transaction.
+    """
+    points = [
+        _complaint_point(history, as_of),
+        _milestone_point(_date(history.get("signup_date")), as_of, tier),
+        _transaction_point(history, as_of),
+    ]
+    return [p for p in points if p][:MAX_POINTS]
+
+
+def suggestion_points(
+    kind: str, product: str | None, customer_values: Mapping[str, Any]
+) -> list[str]:
+    """One or two talking points for a suggestion of ``kind`` (retention, upgrade, cross_sell).
+
+    Keys read from ``customer_values`` (all optional): retention ``days_since_last_complaint``,
+    ``satisfaction_last_365d``, ``tier``; upgrade ``next_tier``, ``gap_to_next_tier``;
+    cross-sell ``products_held`` (list of products).
+    """
+    if kind == "retention":
+        days = _number(customer_values.get("days_since_last_complaint"))
+        satisfaction = _number(customer_values.get("satisfaction_last_365d"))
+        if days is not None and 0 <= days <= RECENT_COMPLAINT_DAYS:
+            first = f"Acknowledge the complaint from {_ago(days)} before anything else"
+        elif satisfaction is not None and satisfaction <= LOW_SATISFACTION:
+            first = (
+                f"Last satisfaction score was {satisfaction:.0f} of 5 - ask what could be better"
+            )
+        else:
+            first = "Ask how things are going with their accounts"
+        tier = customer_values.get("tier")
+        review = "Offer a review of their products and fees"
+        return [first, f"{review} and what their {tier} tier includes" if tier else review]
+    if kind == "upgrade":
+        next_tier = customer_values.get("next_tier")
+        if not next_tier:
+            return ["Explain the benefits of the next tier"]
+        points = [f"Explain the benefits of the {next_tier} tier"]
+        gap = _number(customer_values.get("gap_to_next_tier"))
+        if gap is not None and gap > 0:
+            points.append(
+                f"They are {gap:,.0f} a year short of {next_tier} - show what gets them there"
+            )
+        return points
+    if kind == "cross_sell" and product:
+        name = _words(product)
+        held = [p for p in customer_values.get("products_held") or [] if p != product]
+        related = [p for p in RELATED.get(product, ()) if p in held] or sorted(held)[:1]
+        if related:
+            first = f"Already holds {_words(related[0])} - {name} works well alongside it"
+        else:
+            first = f"Does not hold {name} yet - ask whether it would be useful"
+        return [first, f"Mention {name} briefly and let them ask for more"]
+    return []
+
+
+# -- points -----------------------------------------------------------------------------------
+
+
+def _complaint_point(history: Mapping[str, Any], as_of: date) -> str:
+    complained = _date(history.get("last_complaint_date"))
+    satisfaction = _number(history.get("last_satisfaction"))
+    low = satisfaction is not None and satisfaction <= LOW_SATISFACTION
+    if complained is not None and 0 <= (days := (as_of - complained).days) <= RECENT_COMPLAINT_DAYS:
+        score = f" (last satisfaction {satisfaction:.0f} of 5)" if low else ""
+        return f"Complained {_ago(days)}{score} - acknowledge it first"
+    if low:
+        return f"Last satisfaction score was {satisfaction:.0f} of 5 - ask what could be better"
+    return ""
+
+
+def _milestone_point(signup: date | None, as_of: date, tier: str | None) -> str:
+    if signup is None or signup > as_of:
+        return ""
+    years = round((as_of - signup).days / 365.25)
+    if years < 1:
+        return ""
+    anniversary = _add_years(signup, years)
+    if abs((anniversary - as_of).days) > MILESTONE_DAYS:
+        return ""
+    month = calendar.month_name[anniversary.month]
+    if (anniversary.year, anniversary.month) == (as_of.year, as_of.month):
+        when = f"this {month}"
+    else:
+        when = f"in {month}" if anniversary > as_of else f"since {month}"
+    who = f"{tier} customer" if tier else "Customer"
+    who = who[:1].upper() + who[1:]
+    return (
+        f"{who} for {years} year{'' if years == 1 else 's'} {when} - thank them for their loyalty"
+    )
+
+
+def _transaction_point(history: Mapping[str, Any], as_of: date) -> str:
+    last = _date(history.get("last_transaction_date"))
+    if last is None or last > as_of:
+        return ""
+    amount = _number(history.get("last_transaction_amount"))
+    what = "Last refund" if amount is not None and amount < 0 else "Last purchase"
+    product = history.get("last_transaction_product")
+    parts = [_words(product) if _present(product) else "a transaction"]
+    if amount is not None:
+        parts[0] += f" ({abs(amount):,.2f})"
+    channel = history.get("last_transaction_channel")
+    if _present(channel):
+        parts.append(CHANNEL_PHRASES.get(str(channel).lower(), f"via {_words(channel)}"))
+    return f"{what}: {' '.join(parts)}, {_ago((as_of - last).days)}"
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+
+def _ago(days: float) -> str:
+    days = int(days)
+    if days <= 0:
+        return "today"
+    if days == 1:
+        return "yesterday"
+    if days < 60:
+        return f"{days} days ago"
+    if days < 730:
+        return f"{days // 30} months ago"
+    return f"{days // 365} years ago"
+
+
+def _add_years(d: date, years: int) -> date:
+    try:
+        return d.replace(year=d.year + years)
+    except ValueError:  # 29 February in a non-leap year
+        return d.replace(year=d.year + years, day=28)
+
+
+def _date(value: Any) -> date | None:
+    if value is None or value != value:  # NaN, NaT
+        return None
+    try:
+        if isinstance(value, datetime):
+            return value.date()
+        if isinstance(value, date):
+            return value
+        if isinstance(value, str) and value:
+            return date.fromisoformat(value[:10])
+    except (ValueError, TypeError):  # NaT and malformed strings
+        return None
+    return None
+
+
+def _number(value: Any) -> float | None:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+def _present(value: Any) -> bool:
+    return value is not None and value == value and str(value).strip() != ""
+
+
+def _words(text: Any) -> str:
+    return str(text).replace("_", " ")
