@@ -53,7 +53,7 @@ _MONTH_START = _MONTH_START.astype(np.int64)
 _MONTH_END = np.append(_MONTH_START[1:], _END + 1) - 1
 _MONTH_MID = (_MONTH_START + _MONTH_END) / 2
 _SEASON = np.array([1.15 if m == 11 else 0.9 if m == 0 else 1.0 for m in (np.arange(36) + 6) % 12])
-_REVIEWS = _MONTH_START[3::3]  # quarterly tier reviews, 2023-10-01 .. 2026-04-01
+_REVIEWS = _MONTH_START[1:]  # monthly tier reviews, 2023-08-01 .. 2026-06-01: any 90-day window sees some
 # Wealth score entering silver, gold and platinum: 55/25/14/6 % of customers at the start.
 _TIER_CUTS = np.array([0.13, 0.84, 1.55])
 _TIER_GROWTH = 1.2  # weight of activity growth in the tier score: what drives upgrades
@@ -371,7 +371,7 @@ def _interactions(ids: pa.Array, b: _Base, m: _Months, rng: np.random.Generator)
 
 
 def _tiers(ids: pa.Array, b: _Base, rng: np.random.Generator) -> pa.Table:
-    """Tier history: a tier from signup by wealth, then quarterly reviews that follow growth."""
+    """Tier history: a tier from signup by wealth, then monthly reviews that follow growth."""
     n = b.age.size
 
     def score(day: np.ndarray | int) -> np.ndarray:
@@ -381,7 +381,7 @@ def _tiers(ids: pa.Array, b: _Base, rng: np.random.Generator) -> pa.Table:
     rows = [(np.arange(n), tier, b.signup)]
     for review in _REVIEWS:
         active = (b.signup < review) & (review <= b.last)
-        now = score(review) + rng.normal(0, 0.05, n)
+        now = score(review) + rng.normal(0, 0.03, n)
         # One step at a time; stepping down needs a clear fall (hysteresis), as banks do.
         up = active & (tier < 3) & (now > _TIER_CUTS[np.minimum(tier, 2)] + 0.05)
         down = active & (tier > 0) & (now < _TIER_CUTS[np.maximum(tier - 1, 0)] - 0.3)

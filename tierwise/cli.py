@@ -18,6 +18,13 @@ app = typer.Typer(
 )
 
 DataOption = Annotated[str, typer.Option("--data", help="Dataset directory or SQLAlchemy URL.")]
+AsOfOption = Annotated[
+    list[str], typer.Option("--as-of", help="As-of date (YYYY-MM-DD); repeatable.")
+]
+HorizonOption = Annotated[
+    int | None, typer.Option("--horizon-days", min=1, help="Overrides tierwise.yaml.")
+]
+ChurnOption = Annotated[str | None, typer.Option("--churn-definition", help="closed or inactive.")]
 
 
 @app.callback()
@@ -63,3 +70,109 @@ def demo_data(
 def settings() -> Settings:
     """The run-time settings from the environment (``TIERWISE_*``, ``MLFLOW_TRACKING_URI``)."""
     return Settings()
+
+
+def open_data(data: str, config: Settings, **overrides):
+    """Load and validate a dataset; a broken contract ends the command with the report."""
+    from features.contract import ContractError, connect, load_dataset
+
+    con = connect(config.threads, config.memory_limit, config.scratch_dir())
+    try:
+        return load_dataset(data, overrides, con)
+    except ContractError as err:
+        _fail(str(err))
+    except FileNotFoundError as err:
+        _fail(str(err))
+
+
+@app.command()
+def features(
+    data: DataOption, as_of: AsOfOption, out: Annotated[Path, typer.Option(help="Parquet file.")]
+) -> None:
+    """Compute point-in-time features for the population at each as-of date."""
+    from features.pipeline import write_features
+
+    ds = open_data(data, settings())
+    rows = write_features(ds, as_of, out)
+    typer.echo(f"features: {rows:,} rows written to {out}")
+
+
+@app.command()
+def train(
+    data: DataOption,
+    as_of: Annotated[
+        list[str] | None, typer.Option("--as-of", help="Snapshot date; repeatable.")
+    ] = None,
+    horizon_days: HorizonOption = None,
+    churn_definition: ChurnOption = None,
+    snapshots: Annotated[int, typer.Option(min=1, help="Monthly snapshots when no --as-of.")] = 12,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+) -> None:
+    """Train churn, upgrade and cross-sell models; register them in MLflow as challengers."""
+    from features.spine import as_of_dates
+    from training.train import TrainingConfig, train_models
+
+    config = settings()
+    ds = open_data(data, config, horizon_days=horizon_days, churn_definition=churn_definition)
+    try:
+        result = train_models(
+            ds,
+            config,
+            as_of_dates(as_of) if as_of else None,
+            TrainingConfig(snapshots=snapshots, seed=seed),
+        )
+    except ValueError as err:
+        _fail(str(err))
+    typer.echo(f"MLflow run {result.run_id}, as-of {result.as_of[0]} .. {result.as_of[-1]}")
+    for t in result.targets:
+        if t.status == "trained":
+            typer.echo(
+                f"  {t.target:<28} v{t.version:<4} ROC AUC {t.metrics['roc_auc']:.3f}"
+                f" (baseline {t.metrics['baseline_roc_auc']:.3f})  ECE {t.metrics['ece']:.4f}"
+            )
+        else:
+            typer.echo(f"  {t.target:<28} no model: {t.reason}")
+    typer.echo(f"Open the MLflow UI: mlflow ui --backend-store-uri {config.tracking_uri()}")
+
+
+@app.command()
+def promote(
+    target: Annotated[str | None, typer.Option(help="Target (e.g. churn); default all.")] = None,
+    force: Annotated[bool, typer.Option(help="Promote even if the challenger is worse.")] = False,
+) -> None:
+    """Move each model's champion alias to its challenger if it is not worse."""
+    from training.registry import promote as promote_models
+
+    try:
+        decisions = promote_models(settings(), target, force)
+    except LookupError as err:
+        _fail(str(err))
+    typer.echo(
+        f"{'model':<34}{'champion':>9}{'challenger':>11}{'AUC old':>9}{'AUC new':>9}{'ECE old':>9}{'ECE new':>9}  decision"
+    )
+    for d in decisions:
+        typer.echo(
+            f"{d.name:<34}{d.champion or '-':>9}{d.challenger or '-':>11}"
+            f"{d.champion_roc_auc:>9.3f}{d.challenger_roc_auc:>9.3f}{d.champion_ece:>9.4f}{d.challenger_ece:>9.4f}"
+            f"  {'PROMOTED' if d.promoted else 'kept'}: {d.reason}"
+        )
+
+
+@app.command()
+def score(
+    data: DataOption,
+    as_of: Annotated[str, typer.Option("--as-of", help="Score as of this date (YYYY-MM-DD).")],
+    out: Annotated[Path, typer.Option(help="Parquet file to write.")],
+) -> None:
+    """Score every customer in the population at a date with the champion models."""
+    from serving.scoring import load_champions, score_customers, write_scores
+
+    config = settings()
+    try:
+        models = load_champions(config)
+    except LookupError as err:
+        _fail(str(err))
+    ds = open_data(data, config)
+    scores = score_customers(ds, as_of, models)
+    write_scores(scores, out, models.versions)
+    typer.echo(f"scores: {len(scores):,} customers as of {as_of} written to {out}")

@@ -40,12 +40,13 @@ def start_tracking(settings: Settings) -> str:
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     experiment = mlflow.get_experiment_by_name(EXPERIMENT)
-    if experiment is not None:
-        return experiment.experiment_id
-    location = None
-    if uri.startswith("sqlite:"):
-        location = (settings.home / "mlartifacts").resolve().as_uri()
-    return mlflow.create_experiment(EXPERIMENT, artifact_location=location)
+    if experiment is None:
+        location = None
+        if uri.startswith("sqlite:"):
+            location = (settings.home / "mlartifacts").resolve().as_uri()
+        mlflow.create_experiment(EXPERIMENT, artifact_location=location)
+    # log_model files its LoggedModel under the active experiment, not the run's: set both.
+    return mlflow.set_experiment(EXPERIMENT).experiment_id
 
 
 def requirements() -> list[str]:
@@ -140,43 +141,39 @@ def promote(
 def _decide(mlflow_client, uri: str, name: str, force: bool, tol: Tolerances) -> PromotionDecision:
     champion = version_by_alias(mlflow_client, name, CHAMPION)
     challenger = version_by_alias(mlflow_client, name, CHALLENGER)
-    if challenger is None:
-        return PromotionDecision(name, champion and champion.version, None, False, "no challenger")
-    if champion is not None and champion.version == challenger.version:
-        return PromotionDecision(
-            name, champion.version, challenger.version, False, "challenger is already champion"
-        )
-    new = load_version(uri, name, challenger.version)
-    holdout = _holdout(new.run_id, new.predictor.target)
+    old = None if champion is None else str(champion.version)
+    new = None if challenger is None else str(challenger.version)
+    if new is None:
+        return PromotionDecision(name, old, None, False, "no challenger")
+    if old == new:
+        return PromotionDecision(name, old, new, False, "challenger is already champion")
+    candidate = load_version(uri, name, new)
+    holdout = _holdout(candidate.run_id, candidate.predictor.target)
     y = holdout.pop("__label__").to_numpy()
-    figures = score_metrics(y, new.predictor.predict_frame(holdout))
-    decision = PromotionDecision(name, None, challenger.version, True, "no champion yet")
+    figures = score_metrics(y, candidate.predictor.predict_frame(holdout))
+    decision = PromotionDecision(name, old, new, True, "no champion yet")
     decision.challenger_roc_auc, decision.challenger_ece = figures["roc_auc"], figures["ece"]
-    if champion is not None:
-        old = load_version(uri, name, champion.version)
-        base = score_metrics(y, old.predictor.predict_frame(holdout))
-        decision.champion = champion.version
+    if old is not None:
+        base = score_metrics(y, load_version(uri, name, old).predictor.predict_frame(holdout))
         decision.champion_roc_auc, decision.champion_ece = base["roc_auc"], base["ece"]
         auc_ok = figures["roc_auc"] >= base["roc_auc"] - tol.roc_auc
         ece_ok = figures["ece"] <= base["ece"] + tol.ece
         decision.promoted = force or (auc_ok and ece_ok)
-        decision.reason = (
-            "forced"
-            if force and not (auc_ok and ece_ok)
-            else "not worse beyond tolerances"
-            if decision.promoted
-            else f"worse than champion: ROC AUC {'ok' if auc_ok else 'drop'}, ECE {'ok' if ece_ok else 'rise'}"
-        )
+        if auc_ok and ece_ok:
+            decision.reason = "not worse beyond tolerances"
+        elif force:
+            decision.reason = "forced"
+        else:
+            worse = [m for m, ok in (("ROC AUC dropped", auc_ok), ("ECE rose", ece_ok)) if not ok]
+            decision.reason = f"worse than champion beyond tolerance: {', '.join(worse)}"
     record = json.dumps(
         {**asdict(decision), "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
     )
-    mlflow_client.set_model_version_tag(name, challenger.version, "promotion", record)
-    if champion is not None:
-        mlflow_client.set_model_version_tag(
-            name, champion.version, f"challenged_by_v{challenger.version}", record
-        )
+    mlflow_client.set_model_version_tag(name, new, "promotion", record)
+    if old is not None:
+        mlflow_client.set_model_version_tag(name, old, f"challenged_by_v{new}", record)
     if decision.promoted:
-        mlflow_client.set_registered_model_alias(name, CHAMPION, challenger.version)
+        mlflow_client.set_registered_model_alias(name, CHAMPION, new)
     return decision
 
 

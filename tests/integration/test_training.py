@@ -1,0 +1,144 @@
+"""train -> register -> promote -> score against a real MLflow on a SQLite file."""
+
+from __future__ import annotations
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from features.registry import client, load_aliased, load_version, version_by_alias
+from features.spine import register_spine
+from serving.scoring import load_champions, score_customers, write_scores
+from tests.integration.conftest import train_in
+from training.fit import BoosterParams
+from training.registry import promote
+
+
+def trained_targets(trained) -> dict:
+    return {t.target: t for t in trained.result.targets if t.status == "trained"}
+
+
+def test_every_supported_target_is_registered_with_aliases(trained):
+    targets = trained_targets(trained)
+    assert {"churn", "upgrade"} <= set(targets), trained.result.targets
+    assert any(t.startswith("cross_sell_") for t in targets)
+    mlflow_client = client(trained.settings.tracking_uri())
+    for target, result in targets.items():
+        name = "tierwise-" + target.replace("_", "-")
+        for alias in ("champion", "challenger"):
+            mv = version_by_alias(mlflow_client, name, alias)
+            assert mv is not None and str(mv.version) == result.version, f"{name}@{alias}"
+    skipped = [t for t in trained.result.targets if t.status == "skipped"]
+    assert all("positives" in t.reason for t in skipped), "a skipped target says why"
+
+
+def test_run_records_params_metrics_and_artifacts(trained):
+    run = client(trained.settings.tracking_uri()).get_run(trained.result.run_id)
+    assert run.data.params["data.horizon_days"] == "90"
+    assert len(run.data.params["data_fingerprint"]) == 16
+    for metric in ("roc_auc", "pr_auc", "brier", "brier_raw", "ece", "ece_raw", "lift_top_decile", "baseline_roc_auc"):
+        assert f"churn.{metric}" in run.data.metrics, metric
+    assert "churn.expected_profit" in run.data.metrics
+    mlflow.set_tracking_uri(trained.settings.tracking_uri())
+    listed = {a.path for a in mlflow.artifacts.list_artifacts(run_id=trained.result.run_id)}
+    assert {"feature_profile.json", "feature_spec.json", "plots", "holdout", "slices"} <= listed
+    plots = {a.path for a in mlflow.artifacts.list_artifacts(run_id=trained.result.run_id, artifact_path="plots")}
+    assert "plots/churn_evaluation.png" in plots and "plots/churn_importance.png" in plots
+
+
+def test_artifacts_stay_under_tierwise_home(trained):
+    assert (trained.settings.home / "mlartifacts").is_dir(), "embedded store keeps artifacts under home"
+
+
+def test_pyfunc_returns_the_calibrated_probabilities(trained):
+    uri = trained.settings.tracking_uri()
+    native = load_version(uri, "tierwise-churn", trained_targets(trained)["churn"].version)
+    mlflow.set_tracking_uri(uri)
+    holdout = pd.read_parquet(
+        mlflow.artifacts.download_artifacts(run_id=trained.result.run_id, artifact_path="holdout/churn.parquet")
+    ).drop(columns="__label__")
+    pyfunc = mlflow.pyfunc.load_model("models:/tierwise-churn@champion")
+    np.testing.assert_allclose(pyfunc.predict(holdout), native.predictor.predict_frame(holdout), rtol=0, atol=1e-12)
+
+
+def test_churn_model_beats_the_baseline(trained):
+    metrics = trained_targets(trained)["churn"].metrics
+    assert metrics["roc_auc"] >= 0.70, metrics
+    assert metrics["roc_auc"] >= metrics["baseline_roc_auc"] + 0.03, "gain over logistic regression on RFM"
+    assert metrics["ece"] <= 0.03, "calibrated"
+
+
+def test_scores_one_row_per_customer_with_versions(trained, tmp_path):
+    ds = trained.dataset()
+    models = load_champions(trained.settings)
+    as_of = "2026-06-30"
+    scores = score_customers(ds, as_of, models)
+    population = len(register_spine(ds, [as_of]) and ds.con.execute("SELECT * FROM spine").fetchall())
+    assert len(scores) == population and scores.customer_id.is_unique
+    assert {"customer_id", "as_of", "tier", "value", "churn_probability", "upgrade_probability"} <= set(scores.columns)
+    probs = scores.filter(like="_probability")
+    assert ((probs >= 0) & (probs <= 1) | probs.isna()).all().all()
+    assert "tierwise-churn=" in scores.model_versions.iloc[0]
+    out = write_scores(scores, tmp_path / "scores.parquet", models.versions)
+    assert b"tierwise.model_versions" in pq.read_schema(out).metadata
+    assert not list(tmp_path.glob(".*.tmp")), "no staging file left behind"
+
+
+def test_cross_sell_is_missing_for_holders(trained):
+    ds = trained.dataset()
+    models = load_champions(trained.settings)
+    scores = score_customers(ds, "2026-06-30", models).set_index("customer_id")
+    product, target = next(
+        (m.predictor.meta["product"], t) for t, m in models.models.items() if m.predictor.meta.get("product")
+    )
+    holders = ds.con.execute(
+        "SELECT DISTINCT customer_id FROM holdings WHERE product = ? AND opened <= DATE '2026-06-30'"
+        " AND (closed IS NULL OR closed > DATE '2026-06-30')",
+        [product],
+    ).df().customer_id
+    held = scores.loc[scores.index.intersection(holders), f"{target}_probability"]
+    assert len(held) and held.isna().all(), f"{product} holders get no {target} score"
+
+
+def test_same_data_and_settings_give_the_same_models(trained, tmp_path):
+    again = train_in(tmp_path / "home", trained.data)
+    first = load_aliased(trained.settings.tracking_uri())["churn"].predictor
+    second = load_aliased(again.settings.tracking_uri())["churn"].predictor
+    assert first.booster.model_to_string() == second.booster.model_to_string()
+    ds = trained.dataset()
+    a = score_customers(ds, "2026-06-30", load_champions(trained.settings)).drop(columns="model_versions")
+    b = score_customers(ds, "2026-06-30", load_champions(again.settings)).drop(columns="model_versions")
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_promotion_gate_keeps_a_worse_challenger_unless_forced(demo_data, tmp_path):
+    # Given a champion, and a stump model trained afterwards as challenger
+    home = tmp_path / "home"
+    first = train_in(home, demo_data)
+    train_in(home, demo_data, booster=BoosterParams(max_rounds=1, num_leaves=2, max_depth=1))
+    mlflow_client = client(first.settings.tracking_uri())
+    champion = str(version_by_alias(mlflow_client, "tierwise-churn", "champion").version)
+    # When promoted; then the worse challenger is kept out and the decision is recorded
+    [decision] = promote(first.settings, target="churn")
+    assert not decision.promoted and decision.challenger_roc_auc < decision.champion_roc_auc, decision
+    assert str(version_by_alias(mlflow_client, "tierwise-churn", "champion").version) == champion
+    tags = mlflow_client.get_model_version("tierwise-churn", decision.challenger).tags
+    assert '"promoted": false' in tags["promotion"]
+    # And forcing it moves the alias
+    [forced] = promote(first.settings, target="churn", force=True)
+    assert forced.promoted and forced.reason == "forced"
+    assert str(version_by_alias(mlflow_client, "tierwise-churn", "champion").version) == forced.challenger
+
+
+def test_promote_unknown_target_is_a_clear_error(trained):
+    with pytest.raises(LookupError, match="no registered model for target 'yacht'"):
+        promote(trained.settings, target="yacht")
+
+
+def test_scoring_without_models_is_a_clear_error(tmp_path):
+    from features.settings import Settings
+
+    with pytest.raises(LookupError, match="run `tierwise train` first"):
+        load_champions(Settings(home=tmp_path, mlflow_tracking_uri=None))
