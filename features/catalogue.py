@@ -1,0 +1,609 @@
+"""The feature catalogue: every model input with its meaning and plain-language reason.
+
+One catalogue serves training (column order), scoring (the same columns whatever new
+products appear: the dataset's dynamic features are frozen in a ``FeatureSpec`` saved with
+the model) and reports (``render_reason`` turns a value into words an agent can say).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from features.contract import Dataset
+
+SPEC_VERSION = 1
+TOP_VALUES = 20  # products / channels modelled: the most frequent, so columns stay bounded
+MAX_CATEGORIES = 100  # a profile column with more distinct values is an id or free text
+MAX_UNIQUE_SHARE = 0.5  # ... and so is one where most values are unique
+MIN_DISTINCT_FOR_SHARE = 10  # below this a column is never called an id (tiny bases)
+OPTIONAL_TABLES = ("holdings", "interactions", "tiers")
+FAMILIES = ("rfm", "trend", "mix", "holdings", "interactions", "tenure", "profile", "tier")
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One model input column.
+
+    ``template`` is ``str.format``-ed with ``value`` and the derived fields of
+    ``render_reason`` (``s``, ``pct``, ``abs_pct``, ``abs``, ``direction``, ``duration``,
+    ``num``); ``zero`` (when the value is 0) and ``missing`` (when null) replace it where
+    the general wording would read badly.
+    """
+
+    name: str
+    description: str
+    template: str
+    kind: Literal["numeric", "categorical"]
+    family: str
+    zero: str = ""
+    missing: str = ""
+
+
+class FeatureSpec(BaseModel):
+    """The dataset-dependent part of the feature set, frozen at training time.
+
+    Saved with a model and passed back at scoring, so that scoring computes exactly the
+    training columns: a product that first appears later adds no column.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    version: int = Field(SPEC_VERSION, description="catalogue version the spec was made with")
+    products: list[str] = Field(default_factory=list, description="transaction products, sorted")
+    channels: list[str] = Field(default_factory=list, description="transaction channels, sorted")
+    holding_products: list[str] = Field(default_factory=list, description="held products, sorted")
+    interaction_kinds: list[str] = Field(default_factory=list, description="kinds seen, sorted")
+    profile: dict[str, Literal["categorical", "numeric"]] = Field(
+        default_factory=dict, description="customer profile columns used, in table order"
+    )
+    dropped_profile: dict[str, str] = Field(
+        default_factory=dict, description="profile columns left out, with the reason"
+    )
+    tables: list[str] = Field(default_factory=list, description="optional tables present")
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict (``from_dict`` reads it back)."""
+        return self.model_dump(mode="json")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FeatureSpec:
+        """The spec from ``to_dict`` output (or parsed JSON).
+
+        Raises:
+            pydantic.ValidationError: the dict is not a spec of this version's shape.
+        """
+        return cls.model_validate(dict(data))
+
+    def to_json(self) -> str:
+        return self.model_dump_json(indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> FeatureSpec:
+        return cls.model_validate_json(text)
+
+    @property
+    def has_login(self) -> bool:
+        return any(k.lower() == "login" for k in self.interaction_kinds)
+
+
+def feature_spec(ds: Dataset) -> FeatureSpec:
+    """Derive the dynamic part of the feature set from a dataset.
+
+    Products and channels: the ``TOP_VALUES`` most frequent by transaction rows (holdings
+    rows for held products), sorted by name. Profile columns from ``ds.profile``, less
+    categoricals that look like ids or free text (more than ``MAX_CATEGORIES`` distinct
+    values, or mostly unique values).
+    """
+    con = ds.con
+    products = _top(con, "transactions", "product")
+    channels = _top(con, "transactions", "channel")
+    holding_products = _top(con, "holdings", "product") if "holdings" in ds.tables else []
+    kinds = (
+        sorted(
+            r[0]
+            for r in con.execute(
+                "SELECT DISTINCT kind FROM interactions WHERE kind IS NOT NULL"
+            ).fetchall()
+        )
+        if "interactions" in ds.tables
+        else []
+    )
+    profile, dropped = _usable_profile(con, ds.profile)
+    return FeatureSpec(
+        products=products,
+        channels=channels,
+        holding_products=holding_products,
+        interaction_kinds=kinds,
+        profile=profile,
+        dropped_profile=dropped,
+        tables=[t for t in OPTIONAL_TABLES if t in ds.tables],
+    )
+
+
+def _top(con, table: str, column: str) -> list[str]:
+    rows = con.execute(
+        f"""SELECT {column} FROM {table} WHERE {column} IS NOT NULL
+            GROUP BY {column} ORDER BY count(*) DESC, {column} LIMIT {TOP_VALUES}"""
+    ).fetchall()
+    return sorted(r[0] for r in rows)
+
+
+def _usable_profile(
+    con, profile: Mapping[str, Literal["categorical", "numeric"]]
+) -> tuple[dict[str, Literal["categorical", "numeric"]], dict[str, str]]:
+    categoricals = [c for c, k in profile.items() if k == "categorical"]
+    stats: dict[str, tuple[int, int]] = {}
+    if categoricals:
+        select = ", ".join(f"count(DISTINCT {_ident(c)}), count({_ident(c)})" for c in categoricals)
+        row = con.execute(f"SELECT {select} FROM customers").fetchone()
+        stats = {c: (row[2 * i], row[2 * i + 1]) for i, c in enumerate(categoricals)}
+    used: dict[str, Literal["categorical", "numeric"]] = {}
+    dropped: dict[str, str] = {}
+    for column, kind in profile.items():
+        if kind == "categorical":
+            distinct, present = stats[column]
+            if distinct > MAX_CATEGORIES:
+                dropped[column] = f"{distinct} distinct values (> {MAX_CATEGORIES})"
+                continue
+            if distinct >= MIN_DISTINCT_FOR_SHARE and distinct > MAX_UNIQUE_SHARE * present:
+                dropped[column] = f"{distinct} distinct in {present} values (mostly unique)"
+                continue
+        used[column] = kind
+    return used, dropped
+
+
+# -- names -------------------------------------------------------------------------------------
+
+
+def slug(text: str) -> str:
+    """A snake_case fragment for a column name ("Credit Card" -> "credit_card")."""
+    s = re.sub(r"[^0-9a-z]+", "_", str(text).lower()).strip("_")
+    return s or "blank"
+
+
+def slugs(values: list[str]) -> dict[str, str]:
+    """Value -> unique slug, stable for a given list (collisions get _2, _3 in list order)."""
+    out: dict[str, str] = {}
+    seen: set[str] = set()
+    for v in values:
+        base = candidate = slug(v)
+        n = 1
+        while candidate in seen:
+            n += 1
+            candidate = f"{base}_{n}"
+        seen.add(candidate)
+        out[v] = candidate
+    return out
+
+
+def _words(text: str) -> str:
+    """A product or channel name as it reads in a sentence, safe inside a format template."""
+    return str(text).replace("_", " ").replace("{", "{{").replace("}", "}}")
+
+
+def _with_article(text: str) -> str:
+    """ "a mortgage", "an investment"; mass nouns ("savings", "checking", "insurance") bare."""
+    words = _words(text)
+    if words.lower().endswith(("s", "ing", "ance", "ence")):
+        return words
+    return f"{'an' if words[:1].lower() in 'aeiou' else 'a'} {words}"
+
+
+# -- the catalogue -----------------------------------------------------------------------------
+
+WINDOWS = (30, 90, 180, 365)
+
+
+def _n(name, desc, template, family, zero="", missing="") -> Feature:
+    return Feature(name, desc, template, "numeric", family, zero, missing)
+
+
+def _c(name, desc, template, family, missing="") -> Feature:
+    return Feature(name, desc, template, "categorical", family, "", missing)
+
+
+def _rfm() -> list[Feature]:
+    f = [
+        _n(
+            f"txn_count_{w}d",
+            f"transactions in the last {w} days",
+            f"{{value:.0f}} transaction{{s}} in the last {w} days",
+            "rfm",
+            zero=f"no transaction in the last {w} days",
+        )
+        for w in WINDOWS
+    ]
+    f += [
+        _n(
+            f"txn_amount_{w}d",
+            f"net transaction amount in the last {w} days",
+            f"net spend of {{num}} in the last {w} days",
+            "rfm",
+            zero=f"no net spend in the last {w} days",
+        )
+        for w in WINDOWS
+    ]
+    return [
+        *f,
+        _n(
+            "days_since_last_txn",
+            "days since the last transaction (null: none ever)",
+            "no transaction for {duration}",
+            "rfm",
+            zero="transacted on the day",
+            missing="no transaction on record",
+        ),
+        _n(
+            "txn_avg_amount_365d",
+            "average transaction amount over the last 365 days",
+            "average transaction of {num} over the last year",
+            "rfm",
+            missing="no transaction in the last year",
+        ),
+        _n(
+            "active_months_12m",
+            "months with a transaction, of the 12 equal months of the last 365 days",
+            "active in {value:.0f} of the last 12 months",
+            "rfm",
+            zero="not active in any of the last 12 months",
+        ),
+        _n(
+            "txn_mean_gap_days_365d",
+            "mean days between transactions over the last 365 days (null: fewer than 2)",
+            "a transaction every {num} days on average over the last year",
+            "rfm",
+            missing="too few transactions in the last year to judge regularity",
+        ),
+    ]
+
+
+def _trend() -> list[Feature]:
+    return [
+        _n(
+            "spend_change_90d",
+            "net amount, last 90 days vs the 90 before: (a - b) / (|b| + 1)",
+            "spend {direction} {abs_pct:.0f}% vs the previous 90 days",
+            "trend",
+            zero="spend flat vs the previous 90 days",
+        ),
+        _n(
+            "txn_count_change_90d",
+            "transaction count, last 90 days vs the 90 before: (a - b) / (b + 1)",
+            "transactions {direction} {abs_pct:.0f}% vs the previous 90 days",
+            "trend",
+            zero="as many transactions as in the previous 90 days",
+        ),
+        _n(
+            "spend_slope_12m",
+            "least-squares slope of monthly net amount over the 12 months of the last 365 days",
+            "monthly spend trending {direction} by {abs_num} a month over the last year",
+            "trend",
+            zero="monthly spend steady over the last year",
+        ),
+    ]
+
+
+def _mix(spec: FeatureSpec) -> list[Feature]:
+    f = [
+        _n(
+            f"mix_product_{s}_365d",
+            f"share of last-365-day transactions on product {p}",
+            f"{{pct:.0f}}% of last year's transactions on {_words(p)}",
+            "mix",
+            zero=f"no transaction on {_words(p)} in the last year",
+            missing="no transaction in the last year",
+        )
+        for p, s in slugs(spec.products).items()
+    ]
+    f += [
+        _n(
+            f"mix_channel_{s}_365d",
+            f"share of last-365-day transactions through channel {c}",
+            f"{{pct:.0f}}% of last year's transactions via {_words(c)}",
+            "mix",
+            zero=f"no transaction via {_words(c)} in the last year",
+            missing="no transaction in the last year",
+        )
+        for c, s in slugs(spec.channels).items()
+    ]
+    return f
+
+
+def _holdings(spec: FeatureSpec) -> list[Feature]:
+    if "holdings" not in spec.tables:
+        return []
+    held = [
+        _n(
+            f"held_{s}",
+            f"1 if an open {p} holding, else 0",
+            f"holds {_with_article(p)}",
+            "holdings",
+            zero=f"does not hold {_with_article(p)}",
+        )
+        for p, s in slugs(spec.holding_products).items()
+    ]
+    return [
+        _n(
+            "holdings_open_count",
+            "open holdings",
+            "{value:.0f} open product{s}",
+            "holdings",
+            zero="no open product",
+        ),
+        *held,
+        _n(
+            "holdings_monthly_fees",
+            "recurring monthly fees of open holdings",
+            "pays {num} a month in product fees",
+            "holdings",
+            zero="pays no monthly product fees",
+        ),
+        _n(
+            "days_since_last_opened",
+            "days since a holding was last opened (null: never)",
+            "last opened a product {duration} ago",
+            "holdings",
+            zero="opened a product on the day",
+            missing="never opened a product",
+        ),
+        _n(
+            "days_since_last_closed",
+            "days since a holding was last closed (null: never)",
+            "closed a product {duration} ago",
+            "holdings",
+            zero="closed a product on the day",
+            missing="never closed a product",
+        ),
+        _n(
+            "holdings_opened_90d",
+            "holdings opened in the last 90 days",
+            "opened {value:.0f} product{s} in the last 90 days",
+            "holdings",
+            zero="opened no product in the last 90 days",
+        ),
+        _n(
+            "holdings_closed_90d",
+            "holdings closed in the last 90 days",
+            "closed {value:.0f} product{s} in the last 90 days",
+            "holdings",
+            zero="closed no product in the last 90 days",
+        ),
+    ]
+
+
+def _interactions(spec: FeatureSpec) -> list[Feature]:
+    if "interactions" not in spec.tables:
+        return []
+    f = []
+    for w in (30, 90):
+        f.append(
+            _n(
+                f"complaints_{w}d",
+                f"complaints in the last {w} days",
+                f"{{value:.0f}} complaint{{s}} in the last {w} days",
+                "interactions",
+                zero=f"no complaint in the last {w} days",
+            )
+        )
+        f.append(
+            _n(
+                f"contacts_{w}d",
+                f"service contacts (any kind but login and campaign response) in the last {w} days",
+                f"{{value:.0f}} service contact{{s}} in the last {w} days",
+                "interactions",
+                zero=f"no service contact in the last {w} days",
+            )
+        )
+    f += [
+        _n(
+            "days_since_last_complaint",
+            "days since the last complaint (null: none ever)",
+            "last complained {duration} ago",
+            "interactions",
+            zero="complained on the day",
+            missing="no complaint on record",
+        ),
+        _n(
+            "satisfaction_last_365d",
+            "last satisfaction score (1-5) in the last 365 days",
+            "last satisfaction score {value:.0f} of 5",
+            "interactions",
+            missing="no satisfaction score in the last year",
+        ),
+        _n(
+            "satisfaction_mean_365d",
+            "mean satisfaction score (1-5) over the last 365 days",
+            "average satisfaction {value:.1f} of 5 over the last year",
+            "interactions",
+            missing="no satisfaction score in the last year",
+        ),
+    ]
+    if spec.has_login:
+        f.append(
+            _n(
+                "logins_30d",
+                "logins in the last 30 days",
+                "{value:.0f} login{s} in the last 30 days",
+                "interactions",
+                zero="no login in the last 30 days",
+            )
+        )
+    return f
+
+
+def _tenure() -> list[Feature]:
+    return [
+        _n(
+            "tenure_days",
+            "days since signup",
+            "customer for {duration}",
+            "tenure",
+            zero="joined on the day",
+        )
+    ]
+
+
+def _profile(spec: FeatureSpec) -> list[Feature]:
+    out = []
+    names = slugs(list(spec.profile))
+    for column, kind in spec.profile.items():
+        name = f"profile_{names[column]}"
+        label = _words(column)
+        if kind == "categorical":
+            out.append(
+                _c(name, f"customer {column}", f"{label}: {{value}}", "profile", f"{label} unknown")
+            )
+        else:
+            out.append(
+                _n(
+                    name,
+                    f"customer {column}",
+                    f"{label}: {{num}}",
+                    "profile",
+                    missing=f"{label} unknown",
+                )
+            )
+    return out
+
+
+def _tier() -> list[Feature]:
+    return [
+        _n(
+            "value",
+            "customer value: trailing 12-month net revenue plus recurring holdings revenue",
+            "customer value of {num} a year",
+            "tier",
+            zero="no value over the last year",
+        ),
+        _c("value_tier", "value tier (customer pyramid)", "value tier {value}", "tier"),
+        _n(
+            "value_tier_rank",
+            "rank of the value tier (higher is more valuable)",
+            "value tier level {value:.0f}",
+            "tier",
+        ),
+        _n(
+            "value_percentile",
+            "share of customers with lower value at the same date (0-1)",
+            "more valuable than {pct:.0f}% of customers",
+            "tier",
+        ),
+        _n(
+            "gap_to_next_tier",
+            "value still needed to reach the next value tier (null at the top)",
+            "{num} of value short of the next tier",
+            "tier",
+            missing="already in the top value tier",
+        ),
+        _c("tier", "service tier at the date", "{value} tier", "tier", "tier unknown"),
+        _n(
+            "tier_rank",
+            "rank of the service tier in tier_order (higher is better)",
+            "tier level {value:.0f}",
+            "tier",
+        ),
+        _n(
+            "days_in_tier",
+            "days since the service tier last changed",
+            "in the current tier for {duration}",
+            "tier",
+            zero="moved to this tier on the day",
+        ),
+        _n(
+            "tier_changes_365d",
+            "service tier changes in the last 365 days",
+            "{value:.0f} tier change{s} in the last year",
+            "tier",
+            zero="no tier change in the last year",
+        ),
+    ]
+
+
+def features_of(spec: FeatureSpec) -> list[Feature]:
+    """Every feature for a spec, in the exact column order the pipeline writes."""
+    return [
+        *_rfm(),
+        *_trend(),
+        *_mix(spec),
+        *_holdings(spec),
+        *_interactions(spec),
+        *_tenure(),
+        *_profile(spec),
+        *_tier(),
+    ]
+
+
+def feature_index(spec: FeatureSpec) -> dict[str, Feature]:
+    """Feature name -> Feature for a spec (for reason rendering by column name)."""
+    return {f.name: f for f in features_of(spec)}
+
+
+# -- reasons -----------------------------------------------------------------------------------
+
+
+def _is_null(value: Any) -> bool:
+    if value is None:
+        return True
+    try:
+        return bool(value != value)  # NaN, NaT; pd.NA raises
+    except (TypeError, ValueError):
+        return True
+
+
+def _duration(days: float) -> str:
+    days = abs(days)
+    if days < 120:
+        n, unit = round(days), "day"
+    elif days < 730:
+        n, unit = math.floor(days / 30.44), "month"
+    else:
+        n, unit = math.floor(days / 365.25), "year"
+    return f"{n} {unit}{'' if n == 1 else 's'}"
+
+
+def _num(value: float) -> str:
+    if float(value).is_integer() or abs(value) >= 100:
+        return f"{value:,.0f}"
+    return f"{value:,.2f}"
+
+
+def render_reason(feature: Feature, value: Any) -> str:
+    """A feature's value as a short phrase an agent can read ("3 complaints in the last 90 days").
+
+    Never raises: null and NaN give the feature's ``missing`` wording (or a neutral
+    phrase), and a value the template cannot format falls back to "description: value".
+    """
+    if _is_null(value):
+        return feature.missing or f"{feature.description}: unknown"
+    try:
+        if feature.kind == "categorical":
+            return feature.template.format(value=value)
+        v = float(value)
+        if math.isinf(v):
+            return f"{feature.description}: {'very high' if v > 0 else 'very low'}"
+        if v == 0 and feature.zero:
+            return feature.zero
+        fields = {
+            "value": v,
+            "abs": abs(v),
+            "num": _num(v),
+            "abs_num": _num(abs(v)),
+            "pct": 100 * v,
+            "abs_pct": abs(100 * v),
+            "direction": "up" if v >= 0 else "down",
+            "duration": _duration(v),
+            "s": "" if round(v) == 1 else "s",
+        }
+        return feature.template.format(**fields)
+    except (ValueError, TypeError, KeyError, IndexError, OverflowError):
+        return f"{feature.description}: {value}"
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'

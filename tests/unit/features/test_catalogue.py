@@ -1,0 +1,178 @@
+"""The feature catalogue: a Feature for every column, a spec that round-trips, reasons that read well."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.catalogue import (
+    FAMILIES,
+    Feature,
+    FeatureSpec,
+    feature_index,
+    feature_spec,
+    features_of,
+    render_reason,
+    slugs,
+)
+from features.contract import load_dataset
+from features.pipeline import build_features
+from tests.conftest import base_tables
+
+
+@pytest.fixture
+def ds(make_dataset):
+    return load_dataset(make_dataset())
+
+
+@pytest.fixture
+def spec(ds) -> FeatureSpec:
+    return feature_spec(ds)
+
+
+def test_every_output_column_has_a_feature(ds, spec):
+    frame = build_features(ds, ["2023-12-31"], spec)
+    index = feature_index(spec)
+    missing = [c for c in frame.columns[2:] if c not in index]
+    assert not missing, f"columns without a catalogue entry: {missing}"
+    assert list(frame.columns[2:]) == [f.name for f in features_of(spec)], "catalogue order"
+
+
+def test_features_are_unique_snake_case_and_in_known_families(spec):
+    features = features_of(spec)
+    names = [f.name for f in features]
+    assert len(names) == len(set(names)), "feature names must be unique"
+    for f in features:
+        assert f.name == f.name.lower() and " " not in f.name, f"{f.name} is not snake_case"
+        assert f.family in FAMILIES, f"{f.name} has unknown family {f.family}"
+        assert f.description and f.template, f"{f.name} needs a description and a template"
+
+
+def test_spec_lists_products_channels_profile_and_tables(spec):
+    assert spec.products == ["checking", "savings"]
+    assert spec.channels == ["app", "branch", "web"]
+    assert spec.holding_products == ["checking", "savings"]
+    assert spec.profile == {"region": "categorical", "age": "numeric"}
+    assert spec.tables == ["holdings", "interactions", "tiers"]
+
+
+def test_spec_round_trips_through_json(spec):
+    text = json.dumps(spec.to_dict())
+    again = FeatureSpec.from_dict(json.loads(text))
+    assert again == spec
+    assert FeatureSpec.from_json(spec.to_json()) == spec
+    assert [f.name for f in features_of(again)] == [f.name for f in features_of(spec)]
+
+
+def test_id_like_profile_columns_are_dropped_with_a_reason(make_dataset):
+    tables = base_tables()
+    n = 12
+    tables["customers"] = pd.DataFrame(
+        {
+            "customer_id": [f"C{i}" for i in range(n)],
+            "signup_date": ["2023-01-01"] * n,
+            "closed_date": [None] * n,
+            "account_ref": [f"REF-{i}" for i in range(n)],  # unique per customer: an id
+            "region": ["north", "south"] * (n // 2),
+        }
+    )
+    tables = {"customers": tables["customers"], "transactions": tables["transactions"].iloc[:0]}
+    spec = feature_spec(load_dataset(make_dataset(tables)))
+    assert "account_ref" not in spec.profile and "account_ref" in spec.dropped_profile
+    assert spec.profile == {"region": "categorical"}
+
+
+def test_profile_columns_with_more_than_100_values_are_dropped(make_dataset):
+    n = 150
+    customers = pd.DataFrame(
+        {
+            "customer_id": [f"C{i}" for i in range(n)],
+            "signup_date": ["2023-01-01"] * n,
+            "closed_date": [None] * n,
+            "city": [f"city{i % 120}" for i in range(n)],
+        }
+    )
+    tables = {"customers": customers, "transactions": base_tables()["transactions"].iloc[:0]}
+    spec = feature_spec(load_dataset(make_dataset(tables)))
+    assert "city" in spec.dropped_profile, "120 distinct cities is too many categories"
+
+
+def test_top_products_are_capped_at_20_and_sorted(make_dataset):
+    tables = base_tables()
+    rows = [
+        ("A", "2023-05-01T10:00:00Z", 1.0, f"p{i:02d}", "web")
+        for i in range(25)
+        for _ in range(i + 1)
+    ]
+    tables["transactions"] = pd.DataFrame(rows, columns=tables["transactions"].columns)
+    spec = feature_spec(load_dataset(make_dataset(tables)))
+    assert spec.products == [f"p{i:02d}" for i in range(5, 25)], "the 20 most frequent, sorted"
+
+
+def test_slugs_make_unique_column_names():
+    assert slugs(["Credit Card", "credit-card", "ATM"]) == {
+        "Credit Card": "credit_card",
+        "credit-card": "credit_card_2",
+        "ATM": "atm",
+    }
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("complaints_90d", 3, "3 complaints in the last 90 days"),
+        ("complaints_90d", 1, "1 complaint in the last 90 days"),
+        ("complaints_90d", 0, "no complaint in the last 90 days"),
+        ("days_since_last_txn", 75, "no transaction for 75 days"),
+        ("days_since_last_txn", None, "no transaction on record"),
+        ("spend_change_90d", -0.4, "spend down 40% vs the previous 90 days"),
+        ("held_checking", 1.0, "holds checking"),
+        ("held_checking", 0.0, "does not hold checking"),
+        ("tenure_days", 6 * 365.25 + 10, "customer for 6 years"),
+        ("tenure_days", 300, "customer for 9 months"),
+        ("profile_region", "north", "region: north"),
+        ("profile_age", 34.0, "age: 34"),
+        ("mix_channel_web_365d", 0.25, "25% of last year's transactions via web"),
+        ("tier", "VIP", "VIP tier"),
+    ],
+)
+def test_reasons_read_as_plain_language(spec, name, value, expected):
+    assert render_reason(feature_index(spec)[name], value) == expected
+
+
+@pytest.mark.parametrize("value", [None, float("nan"), np.nan, pd.NA, pd.NaT, np.float64("nan")])
+def test_every_template_renders_null_without_raising(spec, value):
+    for f in features_of(spec):
+        text = render_reason(f, value)
+        assert isinstance(text, str) and text, f"{f.name} gave no text for {value!r}"
+        assert "nan" not in text.lower().split(), f"{f.name} shows nan: {text!r}"
+
+
+@pytest.mark.parametrize("value", [0, 1, 2.5, -0.4, 1234.5, 10_000, float("inf"), "odd"])
+def test_every_template_renders_typical_values(spec, value):
+    for f in features_of(spec):
+        text = render_reason(f, value)
+        assert isinstance(text, str) and text, f"{f.name} gave no text for {value!r}"
+        assert "{" not in text, f"{f.name} left a placeholder: {text!r}"
+
+
+def test_a_broken_template_falls_back_to_the_description():
+    f = Feature("x", "something odd", "{nope} {value}", "numeric", "rfm")
+    assert render_reason(f, 2.0) == "something odd: 2.0"
+    assert render_reason(f, float("nan")) == "something odd: unknown"
+
+
+@pytest.mark.parametrize(
+    ("product", "expected"),
+    [
+        ("mortgage", "holds a mortgage"),
+        ("investment", "holds an investment"),
+        ("savings", "holds savings"),
+    ],
+)
+def test_held_product_reasons_take_the_right_article(product, expected):
+    spec = FeatureSpec(holding_products=[product], tables=["holdings"])
+    assert render_reason(feature_index(spec)[f"held_{product}"], 1) == expected
