@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -30,10 +30,34 @@ class Settings(BaseSettings):
         description="Threads for DuckDB and LightGBM; never more than the cores this process has.",
     )
     memory_limit: str = Field("8GB", description="DuckDB memory limit; it spills to disk beyond.")
+    online_store_url: str | None = Field(
+        None, description="SQLAlchemy URL of the online feature store; default SQLite under home."
+    )
+    decision_store_url: str | None = Field(
+        None,
+        description="SQLAlchemy URL of the decision log and feedback; default SQLite under home.",
+    )
+    api_keys: SecretStr | None = Field(
+        None, description="Comma-separated bearer API keys accepted by the service (never logged)."
+    )
+    policy_file: Path | None = Field(
+        None, description="YAML file with next-best-action policy settings."
+    )
 
     def tracking_uri(self) -> str:
         """The MLflow tracking URI, defaulting to the embedded SQLite store."""
         return self.mlflow_tracking_uri or f"sqlite:///{self.home.resolve() / 'mlflow.db'}"
+
+    def online_url(self) -> str:
+        return self.online_store_url or f"sqlite:///{self.home.resolve() / 'online.db'}"
+
+    def decisions_url(self) -> str:
+        return self.decision_store_url or f"sqlite:///{self.home.resolve() / 'decisions.db'}"
+
+    def keys(self) -> frozenset[str]:
+        """The accepted API keys (empty: the service refuses to start)."""
+        raw = self.api_keys.get_secret_value() if self.api_keys else ""
+        return frozenset(k.strip() for k in raw.split(",") if k.strip())
 
     def scratch_dir(self) -> Path:
         """A folder under home for DuckDB spill files and staging."""
