@@ -15,7 +15,8 @@ import pytest
 from features.catalogue import FeatureSpec, feature_spec, features_of
 from features.contract import load_dataset
 from features.demo import generate_demo_data
-from features.pipeline import build_features, write_features
+from features.pipeline import build_features, feature_sql, write_features
+from features.spine import register_spine
 
 AS_OF = dt.date(2024, 3, 31)
 
@@ -360,3 +361,11 @@ def test_write_features_streams_the_same_rows_to_parquet(hand, tmp_path):
     assert list(written.columns) == list(expected.columns)
     written["as_of"] = pd.to_datetime(written["as_of"]).astype(expected["as_of"].dtype)
     assert_same_frames(written, expected, "parquet vs DataFrame")
+
+
+def test_families_restrict_the_columns_to_those_families(hand):
+    spec = feature_spec(hand)
+    register_spine(hand, [AS_OF])
+    frame = hand.con.execute(feature_sql(hand, spec, families={"rfm", "tenure"})).df()
+    expected = [f.name for f in features_of(spec) if f.family in ("rfm", "tenure")]
+    assert list(frame.columns[2:]) == expected
