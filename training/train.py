@@ -185,6 +185,8 @@ def _train_target(
 ) -> TargetResult:
     rows = frame[frame[label].notna()].reset_index(drop=True)
     y = rows[label].to_numpy(dtype=float)
+    if y.sum() < config.min_positives:  # nothing to split (e.g. every customer holds the product)
+        return TargetResult(key, "skipped", f"{int(y.sum())} positives in {len(y)} rows (< {config.min_positives})")
     split = split_rows(rows.as_of, rows[label], ds.settings.horizon_days, config.seed)
     for part, mask in (("training", split.train), ("held-out", split.valid | split.test)):
         positives = int(y[mask].sum())
