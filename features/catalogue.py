@@ -31,9 +31,9 @@ class Feature:
     """One model input column.
 
     ``template`` is ``str.format``-ed with ``value`` and the derived fields of
-    ``render_reason`` (``s``, ``pct``, ``abs_pct``, ``abs``, ``direction``, ``duration``,
-    ``num``); ``zero`` (when the value is 0) and ``missing`` (when null) replace it where
-    the general wording would read badly.
+    ``render_reason`` (``s``, ``pct``, ``abs_pct``, ``abs``, ``num``, ``abs_num``,
+    ``direction``, ``duration``); ``zero`` (when the value is 0) and ``missing`` (when
+    null) replace it where the general wording would read badly.
     """
 
     name: str
@@ -81,14 +81,21 @@ class FeatureSpec(BaseModel):
         return cls.model_validate(dict(data))
 
     def to_json(self) -> str:
+        """The spec as indented JSON text."""
         return self.model_dump_json(indent=2)
 
     @classmethod
     def from_json(cls, text: str) -> FeatureSpec:
+        """The spec from ``to_json`` text.
+
+        Raises:
+            pydantic.ValidationError: the text is not a spec of this version's shape.
+        """
         return cls.model_validate_json(text)
 
     @property
     def has_login(self) -> bool:
+        """Whether a 'login' interaction kind exists (it adds ``logins_30d``)."""
         return any(k.lower() == "login" for k in self.interaction_kinds)
 
 
@@ -96,24 +103,15 @@ def feature_spec(ds: Dataset) -> FeatureSpec:
     """Derive the dynamic part of the feature set from a dataset.
 
     Products and channels: the ``TOP_VALUES`` most frequent by transaction rows (holdings
-    rows for held products), sorted by name. Profile columns from ``ds.profile``, less
-    categoricals that look like ids or free text (more than ``MAX_CATEGORIES`` distinct
-    values, or mostly unique values).
+    rows for held products, interaction rows for kinds), sorted by name. Profile columns
+    from ``ds.profile``, less categoricals that look like ids or free text (more than
+    ``MAX_CATEGORIES`` distinct values, or mostly unique values).
     """
     con = ds.con
     products = _top(con, "transactions", "product")
     channels = _top(con, "transactions", "channel")
     holding_products = _top(con, "holdings", "product") if "holdings" in ds.tables else []
-    kinds = (
-        sorted(
-            r[0]
-            for r in con.execute(
-                "SELECT DISTINCT kind FROM interactions WHERE kind IS NOT NULL"
-            ).fetchall()
-        )
-        if "interactions" in ds.tables
-        else []
-    )
+    kinds = _top(con, "interactions", "kind") if "interactions" in ds.tables else []
     profile, dropped = _usable_profile(con, ds.profile)
     return FeatureSpec(
         products=products,
@@ -188,7 +186,7 @@ def _words(text: str) -> str:
 
 
 def _with_article(text: str) -> str:
-    """ "a mortgage", "an investment"; mass nouns ("savings", "checking", "insurance") bare."""
+    """The name with "a"/"an" ("a mortgage"), or bare for mass nouns ("savings", "insurance")."""
     words = _words(text)
     if words.lower().endswith(("s", "ing", "ance", "ence")):
         return words

@@ -202,16 +202,17 @@ def _transactions(spec: FeatureSpec, spine: str) -> _Family:
             FROM fx_txw GROUP BY customer_id, as_of""",
         ),
         (
-            # Recency beyond the year: only for spine rows idle all year, usually few.
+            # Recency beyond the year, only for spine rows idle all year (usually few). The
+            # join is on customer_id alone and the date test sits in the aggregate, so that
+            # DuckDB converts ts only for the joined rows, not for every transaction.
             "fx_txold",
             f"""SELECT i.customer_id, i.as_of,
-                   min(date_diff('day', CAST(t.ts AS DATE), i.as_of)) AS recency
+                   min(CASE WHEN CAST(t.ts AS DATE) <= i.as_of
+                            THEN date_diff('day', CAST(t.ts AS DATE), i.as_of) END) AS recency
             FROM (SELECT s.customer_id, s.as_of FROM {spine} s
                   LEFT JOIN fx_txn x ON x.customer_id = s.customer_id AND x.as_of = s.as_of
                   WHERE x.customer_id IS NULL) i
-            JOIN transactions t
-              ON t.customer_id = i.customer_id
-             AND CAST(t.ts AS DATE) <= CAST(i.as_of - INTERVAL 365 DAY AS DATE)
+            JOIN transactions t ON t.customer_id = i.customer_id
             GROUP BY i.customer_id, i.as_of""",
         ),
     ]

@@ -7,6 +7,7 @@ import math
 import shutil
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
@@ -251,8 +252,6 @@ def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def truncate(source: Path, out: Path, cut: dt.date) -> Path:
     """Copy a parquet dataset keeping only what was known on `cut`."""
-    import duckdb
-
     out.mkdir()
     shutil.copy(source / "tierwise.yaml", out / "tierwise.yaml")
     d = f"DATE '{cut}'"
