@@ -5,7 +5,20 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, Field
-from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
+from sklearn.metrics import roc_auc_score
+
+# The score figures are shared with monitoring (serving never imports training).
+from features.metrics import expected_calibration_error, score_metrics, top_decile
+
+__all__ = [
+    "ProfitConfig",
+    "expected_calibration_error",
+    "operating_threshold",
+    "profit_curve",
+    "score_metrics",
+    "slice_metrics",
+    "top_decile",
+]
 
 
 class ProfitConfig(BaseModel):
@@ -16,47 +29,6 @@ class ProfitConfig(BaseModel):
         400.0, ge=0, description="value of keeping a customer who would churn"
     )
     success_rate: float = Field(0.3, gt=0, le=1, description="share of contacted churners kept")
-
-
-def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = 10) -> float:
-    """Mean |observed rate - mean probability| over equal-width bins, weighted by bin size."""
-    y, p = np.asarray(y, float), np.asarray(p, float)
-    index = np.minimum((p * bins).astype(int), bins - 1)
-    total = 0.0
-    for b in range(bins):
-        mask = index == b
-        if mask.any():
-            total += mask.sum() * abs(y[mask].mean() - p[mask].mean())
-    return float(total / max(len(y), 1))
-
-
-def top_decile(y: np.ndarray, p: np.ndarray) -> tuple[float, float]:
-    """Lift and capture rate of the 10% highest scores (ties broken by position, stably)."""
-    y = np.asarray(y, float)
-    n = max(int(np.ceil(len(y) * 0.1)), 1)
-    top = np.argsort(-np.asarray(p), kind="stable")[:n]
-    base = y.mean()
-    if base == 0:
-        return 0.0, 0.0
-    return float(y[top].mean() / base), float(y[top].sum() / y.sum())
-
-
-def score_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
-    """ROC AUC, PR AUC, log loss, Brier, ECE, top-decile lift and capture, base rate."""
-    y, p = np.asarray(y, float), np.clip(np.asarray(p, float), 1e-9, 1 - 1e-9)
-    both = 0 < y.sum() < len(y)
-    lift, capture = top_decile(y, p)
-    return {
-        "roc_auc": float(roc_auc_score(y, p)) if both else float("nan"),
-        "pr_auc": float(average_precision_score(y, p)) if both else float("nan"),
-        "log_loss": float(log_loss(y, p, labels=[0, 1])),
-        "brier": float(brier_score_loss(y, p)),
-        "ece": expected_calibration_error(y, p),
-        "lift_top_decile": lift,
-        "capture_top_decile": capture,
-        "base_rate": float(y.mean()),
-        "rows": float(len(y)),
-    }
 
 
 def slice_metrics(y: np.ndarray, p: np.ndarray, groups: pd.Series) -> dict[str, dict[str, float]]:

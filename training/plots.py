@@ -12,6 +12,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from sklearn.metrics import precision_recall_curve, roc_curve
 
+from features.metrics import calibration_points
+
 
 def plot_target(
     folder: Path,
@@ -67,17 +69,6 @@ def plot_target(
     fig.tight_layout()
     paths.append(_save(fig, folder / f"{target}_importance.png"))
     return paths
-
-
-def calibration_points(
-    y: np.ndarray, p: np.ndarray, bins: int = 10
-) -> tuple[np.ndarray, np.ndarray]:
-    """Observed rate and mean prediction in equal-frequency bins of ``p``."""
-    order = np.argsort(p, kind="stable")
-    groups = np.array_split(order, bins)
-    observed = np.array([np.mean(np.asarray(y)[g]) for g in groups if len(g)])
-    predicted = np.array([np.mean(np.asarray(p)[g]) for g in groups if len(g)])
-    return observed, predicted
 
 
 def _save(fig, path: Path) -> Path:
