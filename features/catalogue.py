@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from features.contract import Dataset
+from features.sql import ident
 
 SPEC_VERSION = 1
 TOP_VALUES = 20  # products / channels modelled: the most frequent, so columns stay bounded
@@ -138,7 +139,7 @@ def _usable_profile(
     categoricals = [c for c, k in profile.items() if k == "categorical"]
     stats: dict[str, tuple[int, int]] = {}
     if categoricals:
-        select = ", ".join(f"count(DISTINCT {_ident(c)}), count({_ident(c)})" for c in categoricals)
+        select = ", ".join(f"count(DISTINCT {ident(c)}), count({ident(c)})" for c in categoricals)
         row = con.execute(f"SELECT {select} FROM customers").fetchone()
         stats = {c: (row[2 * i], row[2 * i + 1]) for i, c in enumerate(categoricals)}
     used: dict[str, Literal["categorical", "numeric"]] = {}
@@ -601,7 +602,3 @@ def render_reason(feature: Feature, value: Any) -> str:
         return feature.template.format(**fields)
     except (ValueError, TypeError, KeyError, IndexError, OverflowError):
         return f"{feature.description}: {value}"
-
-
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -17,6 +18,8 @@ from typing import Literal
 import duckdb
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from features.sql import ident, literal
 
 Kind = Literal["string", "date", "timestamp", "number"]
 SETTINGS_FILE = "tierwise.yaml"
@@ -220,7 +223,7 @@ def fingerprint(ds: Dataset) -> str:
     """A content hash of the typed tables, independent of row order (for run lineage)."""
     parts = []
     for name in sorted(ds.tables):
-        columns = ", ".join(_ident(c.name) for c in TABLES[name].columns)
+        columns = ", ".join(ident(c.name) for c in TABLES[name].columns)
         rows, total = ds.con.execute(
             f"SELECT count(*), coalesce(sum(hash({columns})::HUGEINT), 0) FROM {name}"
         ).fetchall()[0]
@@ -248,14 +251,14 @@ def _open(con: duckdb.DuckDBPyConnection, source: str) -> list[str]:
         if parquet.exists():
             # A directory named <table>.parquet holds a partitioned table.
             path = f"{parquet}/**/*.parquet" if parquet.is_dir() else str(parquet)
-            con.execute(f"CREATE VIEW raw_{name} AS SELECT * FROM read_parquet({_lit(path)})")
+            con.execute(f"CREATE VIEW raw_{name} AS SELECT * FROM read_parquet({literal(path)})")
         elif csv.exists():
             # Contract columns are read as text so that bad values are reported, not guessed at.
-            header = con.execute(f"DESCRIBE SELECT * FROM read_csv({_lit(str(csv))})").fetchall()
+            header = con.execute(f"DESCRIBE SELECT * FROM read_csv({literal(str(csv))})").fetchall()
             known = {c.name for c in spec.columns} & {row[0] for row in header}
-            types = "{" + ", ".join(f"{_lit(c)}: 'VARCHAR'" for c in sorted(known)) + "}"
+            types = "{" + ", ".join(f"{literal(c)}: 'VARCHAR'" for c in sorted(known)) + "}"
             con.execute(
-                f"CREATE VIEW raw_{name} AS SELECT * FROM read_csv({_lit(str(csv))}, types = {types})"
+                f"CREATE VIEW raw_{name} AS SELECT * FROM read_csv({literal(str(csv))}, types = {types})"
             )
         else:
             continue
@@ -315,7 +318,7 @@ def _read_settings(source: str, overrides: dict) -> tuple[DatasetSettings | None
 
 def _cast(column: str, kind: Kind) -> str:
     """The SQL that turns a raw column into its contract type (NULL where it cannot)."""
-    col = _ident(column)
+    col = ident(column)
     return {
         "string": f"CAST({col} AS VARCHAR)",
         "date": f"TRY_CAST({col} AS DATE)",
@@ -364,14 +367,14 @@ def _check_table(con, spec: Table, present: dict[str, str], tier_order: list[str
         if c.name not in present:
             continue
         if not c.nullable:
-            rules.append((c.name, "must not be null", f"{_ident(c.name)} IS NULL"))
+            rules.append((c.name, "must not be null", f"{ident(c.name)} IS NULL"))
         if c.kind != "string":
             rules.append(
                 (
                     c.name,
                     f"must be a {c.kind}"
                     + (" (ISO-8601)" if c.kind in ("date", "timestamp") else ""),
-                    f"{_ident(c.name)} IS NOT NULL AND {_cast(c.name, c.kind)} IS NULL",
+                    f"{ident(c.name)} IS NOT NULL AND {_cast(c.name, c.kind)} IS NULL",
                 )
             )
     has = set(present)
@@ -385,7 +388,7 @@ def _check_table(con, spec: Table, present: dict[str, str], tier_order: list[str
         sat = _cast("satisfaction", "number")
         rules.append(("satisfaction", "must be between 1 and 5", f"{sat} NOT BETWEEN 1 AND 5"))
     if spec.name == "tiers" and "tier" in has:
-        names = ", ".join(_lit(t) for t in tier_order)
+        names = ", ".join(literal(t) for t in tier_order)
         rule = f"must be one of tier_order [{', '.join(tier_order)}] (set tier_order in {SETTINGS_FILE})"
         rules.append(("tier", rule, f"CAST(tier AS VARCHAR) NOT IN ({names})"))
     if not rules:
@@ -508,20 +511,34 @@ _NUMERIC = (
 def _define_typed_views(con, tables: list[str], settings: DatasetSettings) -> dict:
     """Define ``<table>`` views with contract types; return the customers' usable profile columns."""
     profile: dict[str, Literal["categorical", "numeric"]] = {}
-    for name in tables:
-        spec = TABLES[name]
-        exprs = [f"{_cast(c.name, c.kind)} AS {_ident(c.name)}" for c in spec.columns]
-        if name == "customers":
-            known = {c.name for c in spec.columns} | set(settings.exclude_columns)
-            for column, sql_type in _columns(con, "raw_customers").items():
-                if column in known:
-                    continue
+    if "customers" in tables:
+        known = {c.name for c in TABLES["customers"].columns} | set(settings.exclude_columns)
+        for column, sql_type in _columns(con, "raw_customers").items():
+            if column not in known:
                 numeric = sql_type.startswith(_NUMERIC)
                 profile[column] = "numeric" if numeric else "categorical"
-                cast = "DOUBLE" if numeric else "VARCHAR"
-                exprs.append(f"CAST({_ident(column)} AS {cast}) AS {_ident(column)}")
-        con.execute(f"CREATE VIEW {name} AS SELECT {', '.join(exprs)} FROM raw_{name}")
+    for name in tables:
+        con.execute(f"CREATE VIEW {name} AS {typed_view_sql(name, profile)}")
     return profile
+
+
+def typed_view_sql(name: str, profile: Mapping[str, str] | None = None) -> str:
+    """The SELECT over ``raw_<name>`` that defines the typed view ``name`` (portable SQL).
+
+    Args:
+        name: a contract table.
+        profile: the customers' usable extra columns (``Dataset.profile``), cast to DOUBLE
+            when numeric and VARCHAR otherwise; only read for ``customers``.
+
+    The Spark engine (``features.spark``) transpiles the same text, so both engines type
+    the raw tables alike.
+    """
+    exprs = [f"{_cast(c.name, c.kind)} AS {ident(c.name)}" for c in TABLES[name].columns]
+    if name == "customers":
+        for column, kind in (profile or {}).items():
+            cast = "DOUBLE" if kind == "numeric" else "VARCHAR"
+            exprs.append(f"CAST({ident(column)} AS {cast}) AS {ident(column)}")
+    return f"SELECT {', '.join(exprs)} FROM raw_{name}"
 
 
 def _resolve_settings(con, tables: list[str], settings: DatasetSettings) -> DatasetSettings:
@@ -547,11 +564,3 @@ def _resolve_settings(con, tables: list[str], settings: DatasetSettings) -> Data
             "data_end": data_end,
         }
     )
-
-
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _lit(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"

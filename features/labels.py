@@ -14,6 +14,7 @@ import pandas as pd
 
 from features.contract import Dataset
 from features.spine import as_of_dates, register_spine
+from features.sql import ident, literal
 from features.tiers import PYRAMID, tier_names, tier_rank_at
 
 LABEL_SPINE = "label_spine"  # its own temp table, so labels never replace the features' spine
@@ -182,7 +183,7 @@ def _labels_sql(ds: Dataset, horizon: int, definition: str, products: list[str])
     if products:
         flags = []
         for i, product in enumerate(products):
-            p = _lit(product)
+            p = literal(product)
             flags += [
                 f"""max(CASE WHEN h.product = {p} AND h.opened <= s.as_of
                                   AND (h.closed IS NULL OR h.closed > s.as_of)
@@ -193,9 +194,9 @@ def _labels_sql(ds: Dataset, horizon: int, definition: str, products: list[str])
             columns.append(
                 f"""CAST(CASE WHEN x.held_{i} = 1 THEN NULL
                               WHEN x.opened_{i} = 1 THEN 1 ELSE 0 END AS DOUBLE)
-                    AS {_ident("cross_sell:" + product)}"""
+                    AS {ident("cross_sell:" + product)}"""
             )
-        in_list = ", ".join(_lit(p) for p in products)
+        in_list = ", ".join(literal(p) for p in products)
         ctes.append(
             (
                 "lb_holdings",
@@ -217,11 +218,3 @@ def _labels_sql(ds: Dataset, horizon: int, definition: str, products: list[str])
         FROM {s} s
         {newline.join(joins)}
         ORDER BY s.customer_id, s.as_of"""
-
-
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _lit(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"

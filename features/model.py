@@ -125,6 +125,26 @@ class Predictor:
     def threads(self) -> int:
         return int(self.meta.get("threads", 1))
 
+    def to_dict(self) -> dict:
+        """The model as plain data: LightGBM's text model and JSON-able dicts, no pickles."""
+        return {
+            "target": self.target,
+            "booster": self.booster.model_to_string(),
+            "encoding": self.encoding.to_dict(),
+            "calibration": asdict(self.calibration),
+            "meta": {k: v for k, v in self.meta.items() if k != "threads"},
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict, threads: int = 1) -> Predictor:
+        return cls(
+            data["target"],
+            lgb.Booster(model_str=data["booster"]),
+            Encoding(**data["encoding"]),
+            Calibration(**data["calibration"]),
+            {**data["meta"], "threads": threads},
+        )
+
     def save(self, folder: Path) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
         self.booster.save_model(str(folder / "booster.txt"))

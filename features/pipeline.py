@@ -19,6 +19,7 @@ import pandas as pd
 from features.catalogue import FeatureSpec, feature_spec, features_of, slugs
 from features.contract import Dataset
 from features.spine import register_spine
+from features.sql import ident, literal
 from features.tiers import tier_sql
 
 # Interaction kinds that are not a service contact (engagement rather than service).
@@ -78,7 +79,7 @@ def feature_sql(
     for feature in features:
         sql_type = "DOUBLE" if feature.kind == "numeric" else "VARCHAR"
         expr = "NULL" if feature.family in absent else exprs[feature.name]
-        columns.append(f"CAST({expr} AS {sql_type}) AS {_ident(feature.name)}")
+        columns.append(f"CAST({expr} AS {sql_type}) AS {ident(feature.name)}")
     with_ = "WITH " + ",\n".join(f"{name} AS ({sql})" for name, sql in ctes) + "\n" if ctes else ""
     body = ",\n       ".join(columns)
     return f"""{with_}SELECT s.customer_id, s.as_of,
@@ -163,9 +164,11 @@ def _transactions(spec: FeatureSpec, spine: str) -> _Family:
     """rfm, trend and mix: one bounded range join of transactions to the spine."""
     products = slugs(spec.products)
     channels = slugs(spec.channels)
-    mix = [f"count(*) FILTER (WHERE product = {_lit(p)}) AS mix_p_{s}" for p, s in products.items()]
+    mix = [
+        f"count(*) FILTER (WHERE product = {literal(p)}) AS mix_p_{s}" for p, s in products.items()
+    ]
     mix += [
-        f"count(*) FILTER (WHERE channel = {_lit(c)}) AS mix_c_{s}" for c, s in channels.items()
+        f"count(*) FILTER (WHERE channel = {literal(c)}) AS mix_c_{s}" for c, s in channels.items()
     ]
     windows = [
         f"count(*) FILTER (WHERE age < {w}) AS n{w}, sum(amount) FILTER (WHERE age < {w}) AS a{w}"
@@ -251,7 +254,7 @@ def _holdings(ds: Dataset, spec: FeatureSpec, spine: str) -> _Family:
     is_open = "(h.closed IS NULL OR h.closed > s.as_of)"
     products = slugs(spec.holding_products)
     held = [
-        f"max(CASE WHEN h.product = {_lit(p)} AND {is_open} THEN 1 ELSE 0 END) AS held_{s}"
+        f"max(CASE WHEN h.product = {literal(p)} AND {is_open} THEN 1 ELSE 0 END) AS held_{s}"
         for p, s in products.items()
     ]
     closed = "h.closed <= s.as_of"
@@ -290,7 +293,7 @@ def _interactions(ds: Dataset, spec: FeatureSpec, spine: str) -> _Family:
     """Complaints, contacts, satisfaction and logins from the interactions of the last year."""
     if "interactions" not in spec.tables or "interactions" not in ds.tables:
         return _Family()
-    contact = f"kind NOT IN ({', '.join(_lit(k) for k in NOT_CONTACT_KINDS)})"
+    contact = f"kind NOT IN ({', '.join(literal(k) for k in NOT_CONTACT_KINDS)})"
     counts = [
         f"count(*) FILTER (WHERE kind = 'complaint' AND age < {w}) AS complaints{w}, "
         f"count(*) FILTER (WHERE {contact} AND age < {w}) AS contacts{w}"
@@ -352,9 +355,7 @@ def _customers(ds: Dataset, spec: FeatureSpec) -> _Family:
     names = slugs(list(spec.profile))
     for column in spec.profile:
         # A profile column missing from the scoring data still comes out, as null.
-        exprs[f"profile_{names[column]}"] = (
-            f"c.{_ident(column)}" if column in ds.profile else "NULL"
-        )
+        exprs[f"profile_{names[column]}"] = f"c.{ident(column)}" if column in ds.profile else "NULL"
     return _Family([], ["JOIN customers c ON c.customer_id = s.customer_id"], exprs)
 
 
@@ -374,11 +375,3 @@ def _tiers(ds: Dataset, spine: str) -> _Family:
         "tier_changes_365d",
     )
     return _Family([], [join], {c: f"fx_tier.{c}" for c in columns})
-
-
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _lit(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"

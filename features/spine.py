@@ -29,11 +29,17 @@ def register_spine(ds: Dataset, as_of: Sequence[dt.date | str], name: str = SPIN
     as in the data contract. Returns the as-of dates used.
     """
     dates = as_of_dates(as_of)
+    ds.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {spine_sql(dates)}")
+    return dates
+
+
+def spine_sql(dates: Sequence[dt.date]) -> str:
+    """The SELECT of the population at each date over the typed ``customers`` (portable SQL).
+
+    Shared by ``register_spine`` and the Spark engine (``features.spark``), so that both
+    define the population with the same text.
+    """
     values = ", ".join(f"(DATE '{d.isoformat()}')" for d in dates)
-    ds.con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE {name} AS
-            SELECT c.customer_id, d.as_of
+    return f"""SELECT c.customer_id, d.as_of
             FROM customers c CROSS JOIN (VALUES {values}) d(as_of)
             WHERE c.signup_date <= d.as_of AND (c.closed_date IS NULL OR c.closed_date > d.as_of)"""
-    )
-    return dates

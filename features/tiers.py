@@ -24,6 +24,7 @@ import pandas as pd
 
 from features.contract import Dataset
 from features.spine import register_spine
+from features.sql import literal
 
 SHARE_TOLERANCE = 1e-9
 # Cut points are exact fractions with a bounded denominator, so that cuts compare integers
@@ -360,7 +361,7 @@ def _service_ctes(ds: Dataset, p: str) -> list[tuple[str, str]]:
     """CTEs from ``<p>pop`` to ``<p>service``: the tiers table's tier as of each date."""
     order = ds.tier_order
     rank = _rank_case("tier", order)
-    lowest = _lit(order[0])
+    lowest = literal(order[0])
     sequence = f"PARTITION BY customer_id ORDER BY effective, {rank}"
     return [
         # Only rows that change the tier matter: the tier at t is that of the latest change
@@ -427,18 +428,14 @@ def _shift(column: str, days: int) -> str:
 
 def _case(expr: str, names: Sequence[str]) -> str:
     """Tier name of a rank expression."""
-    whens = " ".join(f"WHEN {i} THEN {_lit(n)}" for i, n in enumerate(names))
+    whens = " ".join(f"WHEN {i} THEN {literal(n)}" for i, n in enumerate(names))
     return f"CASE {expr} {whens} END"
 
 
 def _rank_case(expr: str, names: Sequence[str]) -> str:
     """Rank (lowest 0) of a tier-name expression."""
-    whens = " ".join(f"WHEN {_lit(n)} THEN {i}" for i, n in enumerate(names))
+    whens = " ".join(f"WHEN {literal(n)} THEN {i}" for i, n in enumerate(names))
     return f"CASE {expr} {whens} END"
-
-
-def _lit(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 # -- reasons -----------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from features.contract import Dataset
 from features.pipeline import build_features
 from features.registry import CHAMPION, LoadedModel, load_aliased
 from features.settings import Settings
-from features.spine import as_of_dates
+from features.spine import as_of_dates, register_spine
 
 # Columns of the scores table besides the probabilities.
 KEYS = ["customer_id", "as_of", "tier", "value"]
@@ -55,31 +55,43 @@ def score_frame(
 ) -> pd.DataFrame:
     """One calibrated probability column per target for the feature rows (index kept).
 
-    A cross-sell probability is missing (NaN) where the customer already holds the product.
+    A cross-sell probability is missing (NaN) where ``held`` (customer_id, as_of, product)
+    says the customer holds the product at that row's as-of date.
     """
     out = pd.DataFrame(index=features.index)
+    keys = _keys(features)
     for target in targets:
         predictor = models.models[target].predictor
         out[probability_column(target)] = predictor.predict_frame(features)
         product = predictor.meta.get("product")
         if product is not None and held is not None:
-            holders = set(held.loc[held["product"] == product, "customer_id"])
-            out.loc[
-                features["customer_id"].isin(holders).to_numpy(), probability_column(target)
-            ] = np.nan
+            holders = _keys(held.loc[held["product"] == product])
+            out.loc[keys.isin(holders), probability_column(target)] = np.nan
     return out
 
 
+def _keys(frame: pd.DataFrame) -> pd.MultiIndex:
+    return pd.MultiIndex.from_arrays(
+        [frame["customer_id"].to_numpy(), pd.to_datetime(frame["as_of"]).to_numpy("datetime64[D]")]
+    )
+
+
+def open_holdings_sql(spine: str) -> str:
+    """(customer_id, as_of, product) for spine rows holding a product open at their as-of date.
+
+    The one definition of "holds at t" for both engines (DuckDB here, Spark by transpiling).
+    """
+    return f"""SELECT DISTINCT s.customer_id, s.as_of, h.product
+        FROM {spine} s JOIN holdings h ON h.customer_id = s.customer_id
+        WHERE h.opened <= s.as_of AND (h.closed IS NULL OR h.closed > s.as_of)"""
+
+
 def open_holdings(ds: Dataset, as_of: list[dt.date]) -> pd.DataFrame | None:
-    """(customer_id, as_of, product) of holdings open at each date; None without holdings."""
+    """Holdings open at each date for the population then; None without a holdings table."""
     if "holdings" not in ds.tables:
         return None
-    values = ", ".join(f"(DATE '{d.isoformat()}')" for d in as_of)
-    return ds.con.execute(
-        f"""SELECT DISTINCT h.customer_id, d.as_of, h.product
-            FROM holdings h CROSS JOIN (VALUES {values}) d(as_of)
-            WHERE h.opened <= d.as_of AND (h.closed IS NULL OR h.closed > d.as_of)"""
-    ).df()
+    register_spine(ds, as_of, name="holdings_spine")
+    return ds.con.execute(open_holdings_sql("holdings_spine")).df()
 
 
 def score_customers(ds: Dataset, as_of: dt.date | str, models: ModelSet) -> pd.DataFrame:
