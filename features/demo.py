@@ -53,7 +53,8 @@ _MONTH_START = _MONTH_START.astype(np.int64)
 _MONTH_END = np.append(_MONTH_START[1:], _END + 1) - 1
 _MONTH_MID = (_MONTH_START + _MONTH_END) / 2
 _SEASON = np.array([1.15 if m == 11 else 0.9 if m == 0 else 1.0 for m in (np.arange(36) + 6) % 12])
-_REVIEWS = _MONTH_START[1:]  # monthly tier reviews, 2023-08-01 .. 2026-06-01: any 90-day window sees some
+# Monthly tier reviews, 2023-08-01 .. 2026-06-01: any 90-day horizon sees some.
+_REVIEWS = _MONTH_START[1:]
 # Wealth score entering silver, gold and platinum: 55/25/14/6 % of customers at the start.
 _TIER_CUTS = np.array([0.13, 0.84, 1.55])
 _TIER_GROWTH = 1.2  # weight of activity growth in the tier score: what drives upgrades
