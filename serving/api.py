@@ -1,0 +1,477 @@
+"""The HTTP contract of the service: request and response models (the OpenAPI document).
+
+Every field has a description and every model an example, because the OpenAPI document
+BentoML publishes at ``/docs.json`` is what the agent-desktop developers code against.
+Requests forbid unknown fields and never put their input into error messages
+(``hide_input_in_errors``), so a validation error cannot carry customer data into a log.
+The ``*_response`` functions map the inference path's results onto these models.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from serving.policy import MAX_SUGGESTIONS
+
+if TYPE_CHECKING:  # the inference path imports LightGBM: not needed to describe the API
+    from serving.reasons import Reason
+    from serving.suggest import Assessment, Decision
+
+Pressure = Literal["low", "normal", "high"]
+FeedbackKind = Literal["accepted", "declined", "skipped", "not_shown"]
+Kind = Literal["retention", "upgrade", "cross_sell"]
+Band = Literal["low", "medium", "high"]
+
+_REQUEST = ConfigDict(extra="forbid", hide_input_in_errors=True, str_strip_whitespace=True)
+_VERSIONS_EXAMPLE = {
+    "tierwise-churn": "3",
+    "tierwise-upgrade": "2",
+    "tierwise-cross-sell-credit-card": "1",
+}
+
+
+# -- requests ----------------------------------------------------------------------------------
+
+
+class ContactContext(BaseModel):
+    """The contact the agent is handling."""
+
+    model_config = ConfigDict(
+        **_REQUEST,
+        json_schema_extra={
+            "example": {
+                "channel": "phone",
+                "call_reason": "complaint",
+                "queue_pressure": "normal",
+                "agent_id": "agent-042",
+            },
+        },
+    )
+
+    channel: str = Field(
+        min_length=1,
+        max_length=50,
+        description="Channel of the contact (phone, branch, chat, ...); weighs suggestions.",
+    )
+    call_reason: str | None = Field(
+        None,
+        min_length=1,
+        max_length=100,
+        description="Why the customer got in touch, if known (e.g. complaint, inquiry).",
+    )
+    queue_pressure: Pressure = Field(
+        "normal",
+        description="How busy the queue is: under high pressure at most one suggestion, "
+        "and only one worth the time.",
+    )
+    agent_id: str = Field(
+        min_length=1, max_length=200, description="The agent handling the contact."
+    )
+
+
+class SuggestionRequest(BaseModel):
+    """Ask for the next best actions for a customer in a contact."""
+
+    model_config = ConfigDict(
+        **_REQUEST,
+        json_schema_extra={
+            "example": {
+                "customer_id": "C0000042",
+                "context": {
+                    "channel": "phone",
+                    "call_reason": "complaint",
+                    "queue_pressure": "normal",
+                    "agent_id": "agent-042",
+                },
+                "max_suggestions": 3,
+            },
+        },
+    )
+
+    customer_id: str = Field(
+        min_length=1, max_length=200, description="The customer's id in the customer base."
+    )
+    context: ContactContext = Field(description="The contact the suggestions are for.")
+    max_suggestions: int = Field(
+        3, ge=1, le=MAX_SUGGESTIONS, description="Most suggestions to return."
+    )
+
+
+class ScoresRequest(BaseModel):
+    """Ask for a customer's scores (the customer card); logs no decision."""
+
+    model_config = ConfigDict(
+        **_REQUEST, json_schema_extra={"example": {"customer_id": "C0000042"}}
+    )
+
+    customer_id: str = Field(
+        min_length=1, max_length=200, description="The customer's id in the customer base."
+    )
+
+
+class FeedbackRequest(BaseModel):
+    """What happened to one suggestion of a decision."""
+
+    model_config = ConfigDict(
+        **_REQUEST,
+        json_schema_extra={
+            "example": {
+                "decision_id": "6f1c2b9a4e7d4c1f8a3b5d6e7f809a1b",
+                "suggestion_id": "9b2f4c6d8e0a1b3c5d7e9f10",
+                "response": "declined",
+                "agent_id": "agent-042",
+                "note": "already has a card with another bank",
+            },
+        },
+    )
+
+    decision_id: str = Field(
+        min_length=1, max_length=64, description="The decision_id of the /v1/suggestions answer."
+    )
+    suggestion_id: str = Field(
+        min_length=1, max_length=64, description="The suggestion_id within that decision."
+    )
+    response: FeedbackKind = Field(
+        description="accepted or declined by the customer; skipped by the agent (never counts "
+        "against the offer); not_shown when the agent did not present it."
+    )
+    agent_id: str = Field(min_length=1, max_length=200, description="The agent reporting it.")
+    note: str | None = Field(None, max_length=2000, description="Optional free text.")
+
+
+class ReloadRequest(BaseModel):
+    """Reload the champion models (no fields)."""
+
+    model_config = ConfigDict(**_REQUEST, json_schema_extra={"example": {}})
+
+
+# -- responses ---------------------------------------------------------------------------------
+
+
+class ReasonOut(BaseModel):
+    """A feature that pushed the score up, in plain words."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {"feature": "complaints_90d", "text": "2 complaints in the last 90 days"}
+        }
+    )
+
+    feature: str = Field(description="The model feature behind the reason.")
+    text: str = Field(description="The reason in words an agent can say.")
+
+
+class TierOut(BaseModel):
+    """The customer's service tier and why."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "name": "gold",
+                "rank": 2,
+                "value": 5684.57,
+                "value_tier": "major",
+                "reason": "gold tier, in the current tier for 9 months; value tier major: "
+                "12-month value 5,685, top 20% of customers, threshold 4,944",
+            },
+        }
+    )
+
+    name: str | None = Field(description="Service tier name.")
+    rank: int | None = Field(description="Tier rank, 0 the lowest.")
+    value: float = Field(description="Customer value: 12-month net revenue plus fees.")
+    value_tier: str | None = Field(description="Tier in the customer value pyramid.")
+    reason: str | None = Field(description="Why the customer is in this tier, in plain words.")
+
+
+class ChurnOut(BaseModel):
+    """Churn risk."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "probability": 0.34,
+                "risk_band": "high",
+                "reasons": [
+                    {"feature": "complaints_90d", "text": "2 complaints in the last 90 days"}
+                ],
+            },
+        }
+    )
+
+    probability: float | None = Field(
+        description="Calibrated probability of leaving within the horizon (null: no model)."
+    )
+    risk_band: Band = Field(description="low, medium or high (policy thresholds).")
+    reasons: list[ReasonOut] = Field(description="Top reasons the risk is what it is.")
+
+
+class UpgradeOut(BaseModel):
+    """Chance to move up a tier."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {"probability": 0.12, "next_tier": "platinum", "gap_to_next_tier": 1500.0}
+        }
+    )
+
+    probability: float | None = Field(
+        description="Calibrated probability of a higher tier within the horizon."
+    )
+    next_tier: str | None = Field(description="The next tier up (null at the top).")
+    gap_to_next_tier: float | None = Field(
+        description="Yearly value the customer is short of the next tier (null if unknown)."
+    )
+
+
+class CrossSellOut(BaseModel):
+    """Propensity for one product."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {"product": "credit_card", "probability": 0.08, "held": False}
+        }
+    )
+
+    product: str = Field(description="The product.")
+    probability: float | None = Field(
+        description="Calibrated probability of opening it within the horizon (null if held)."
+    )
+    held: bool = Field(description="Whether the customer already holds it.")
+
+
+class SuggestionOut(BaseModel):
+    """One next best action."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "suggestion_id": "9b2f4c6d8e0a1b3c5d7e9f10",
+                "rank": 1,
+                "kind": "retention",
+                "action": "retention",
+                "product": None,
+                "probability": 0.34,
+                "expected_value": 580.0,
+                "priority": 870.0,
+                "reasons": [
+                    {"feature": "complaints_90d", "text": "2 complaints in the last 90 days"}
+                ],
+                "talking_points": [
+                    "Acknowledge the complaint from 12 days ago before anything else",
+                    "Offer a review of their products and fees and what their gold tier includes",
+                ],
+            },
+        }
+    )
+
+    suggestion_id: str = Field(description="Id to send back with /v1/feedback.")
+    rank: int = Field(description="Position in the list, 1 first.")
+    kind: Kind = Field(description="retention, upgrade or cross_sell.")
+    action: str = Field(description="retention, upgrade, or the product offered.")
+    product: str | None = Field(description="The product of a cross-sell, else null.")
+    probability: float = Field(description="Calibrated probability the action succeeds.")
+    expected_value: float = Field(description="Probability x value of success, yearly.")
+    priority: float = Field(description="Expected value weighed by context and business levers.")
+    reasons: list[ReasonOut] = Field(description="Why this customer, in plain words.")
+    talking_points: list[str] = Field(description="What the agent could say.")
+
+
+class SuggestionResponse(BaseModel):
+    """The decision for one contact."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "decision_id": "6f1c2b9a4e7d4c1f8a3b5d6e7f809a1b",
+                "customer_id": "C0000042",
+                "as_of": "2026-06-30",
+                "tier": TierOut.model_config["json_schema_extra"]["example"],
+                "churn": ChurnOut.model_config["json_schema_extra"]["example"],
+                "upgrade": UpgradeOut.model_config["json_schema_extra"]["example"],
+                "suggestions": [SuggestionOut.model_config["json_schema_extra"]["example"]],
+                "control_group": False,
+                "talking_points": ["Customer for 8 years this July - thank them"],
+                "model_versions": _VERSIONS_EXAMPLE,
+            },
+        }
+    )
+
+    decision_id: str = Field(description="Id of the logged decision, for /v1/feedback.")
+    customer_id: str = Field(description="The customer.")
+    as_of: dt.date = Field(description="Date of the customer data the decision used.")
+    tier: TierOut
+    churn: ChurnOut
+    upgrade: UpgradeOut
+    suggestions: list[SuggestionOut] = Field(description="Ranked suggestions, best first.")
+    control_group: bool = Field(
+        description="True for a control decision: eligible actions in random order, so the "
+        "lift of the ranking can be measured."
+    )
+    talking_points: list[str] = Field(description="Openers from the customer's own history.")
+    model_versions: dict[str, str] = Field(description="Registered model name -> version used.")
+
+
+class ScoresResponse(BaseModel):
+    """Every calibrated probability of a customer, with tier and reasons."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "customer_id": "C0000042",
+                "as_of": "2026-06-30",
+                "tier": TierOut.model_config["json_schema_extra"]["example"],
+                "churn": ChurnOut.model_config["json_schema_extra"]["example"],
+                "upgrade": UpgradeOut.model_config["json_schema_extra"]["example"],
+                "cross_sell": [CrossSellOut.model_config["json_schema_extra"]["example"]],
+                "probabilities": {"churn": 0.34, "upgrade": 0.12},
+                "talking_points": ["Customer for 8 years this July - thank them"],
+                "model_versions": _VERSIONS_EXAMPLE,
+            },
+        }
+    )
+
+    customer_id: str = Field(description="The customer.")
+    as_of: dt.date = Field(description="Date of the customer data the scores used.")
+    tier: TierOut
+    churn: ChurnOut
+    upgrade: UpgradeOut
+    cross_sell: list[CrossSellOut] = Field(description="One entry per cross-sell model.")
+    probabilities: dict[str, float | None] = Field(
+        description="Model target (churn, upgrade, cross_sell_<product>) -> probability."
+    )
+    talking_points: list[str] = Field(description="Openers from the customer's own history.")
+    model_versions: dict[str, str] = Field(description="Registered model name -> version used.")
+
+
+class FeedbackResponse(BaseModel):
+    """The stored feedback."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "decision_id": "6f1c2b9a4e7d4c1f8a3b5d6e7f809a1b",
+                "suggestion_id": "9b2f4c6d8e0a1b3c5d7e9f10",
+                "response": "declined",
+                "recorded_at": "2026-07-01T09:30:12Z",
+                "created": True,
+            },
+        }
+    )
+
+    decision_id: str = Field(description="The decision.")
+    suggestion_id: str = Field(description="The suggestion.")
+    response: FeedbackKind = Field(description="The response stored.")
+    recorded_at: dt.datetime = Field(description="When it was first recorded (UTC).")
+    created: bool = Field(
+        description="False when this call was a retry of feedback already stored."
+    )
+
+
+class ReloadResponse(BaseModel):
+    """The model versions in use after a reload."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "model_versions": _VERSIONS_EXAMPLE,
+                "previous_model_versions": _VERSIONS_EXAMPLE,
+                "changed": False,
+                "store_as_of": "2026-06-30",
+            },
+        }
+    )
+
+    model_versions: dict[str, str] = Field(description="Versions now in use.")
+    previous_model_versions: dict[str, str] = Field(description="Versions used before.")
+    changed: bool = Field(description="Whether any version changed.")
+    store_as_of: dt.date = Field(description="As-of date of the online store.")
+
+
+class ErrorResponse(BaseModel):
+    """Why a request was refused."""
+
+    model_config = ConfigDict(json_schema_extra={"example": {"error": "unknown customer_id"}})
+
+    error: str = Field(description="What went wrong, in words.")
+
+
+# -- mapping the inference path's results --------------------------------------------------
+
+
+def suggestion_response(decision: Decision) -> SuggestionResponse:
+    """A decision as the /v1/suggestions answer."""
+    a = decision.assessment
+    return SuggestionResponse(
+        decision_id=decision.decision_id,
+        customer_id=a.customer_id,
+        as_of=a.as_of,
+        tier=_tier(a),
+        churn=_churn(a),
+        upgrade=_upgrade(a),
+        suggestions=[
+            SuggestionOut(
+                suggestion_id=s.suggestion_id,
+                rank=s.rank,
+                kind=s.kind,
+                action=s.action,
+                product=s.product,
+                probability=s.probability,
+                expected_value=s.expected_value,
+                priority=s.priority,
+                reasons=_reasons(s.reasons),
+                talking_points=list(s.talking_points),
+            )
+            for s in decision.suggestions
+        ],
+        control_group=decision.control,
+        talking_points=list(a.talking_points),
+        model_versions=dict(a.model_versions),
+    )
+
+
+def scores_response(a: Assessment) -> ScoresResponse:
+    """An assessment as the /v1/scores answer."""
+    return ScoresResponse(
+        customer_id=a.customer_id,
+        as_of=a.as_of,
+        tier=_tier(a),
+        churn=_churn(a),
+        upgrade=_upgrade(a),
+        cross_sell=[
+            CrossSellOut(product=c.product, probability=c.probability, held=c.held)
+            for c in a.cross_sell
+        ],
+        probabilities=dict(a.probabilities),
+        talking_points=list(a.talking_points),
+        model_versions=dict(a.model_versions),
+    )
+
+
+def _tier(a: Assessment) -> TierOut:
+    t = a.tier
+    return TierOut(
+        name=t.name, rank=t.rank, value=t.value, value_tier=t.value_tier, reason=t.reason
+    )
+
+
+def _churn(a: Assessment) -> ChurnOut:
+    return ChurnOut(
+        probability=a.churn.probability,
+        risk_band=a.churn.risk_band,
+        reasons=_reasons(a.churn.reasons),
+    )
+
+
+def _upgrade(a: Assessment) -> UpgradeOut:
+    u = a.upgrade
+    return UpgradeOut(
+        probability=u.probability, next_tier=u.next_tier, gap_to_next_tier=u.gap_to_next_tier
+    )
+
+
+def _reasons(reasons: tuple[Reason, ...]) -> list[ReasonOut]:
+    return [ReasonOut(feature=r.feature, text=r.text) for r in reasons]

@@ -1,0 +1,368 @@
+"""The decision log and the agents' feedback on it (SQLAlchemy; SQLite WAL by default).
+
+Every ``/v1/suggestions`` answer is a logged decision: the customer, when, the contact's
+context, every propensity, the suggestions shown, the control flag and the model versions.
+Feedback rows reference a decision and one of its suggestions; a unique key on
+``(decision_id, suggestion_id)`` makes a retried feedback call find its first row instead
+of adding a second. The contact policy reads the customer's declines back (``declines``).
+
+Durability: feedback is committed with ``synchronous=FULL`` (PostgreSQL
+``synchronous_commit=on``) before it is acknowledged. Decisions are written through a second
+connection with ``synchronous=NORMAL``: they survive a crash of the service, and because
+the WAL is written in order, the FULL commit of any later feedback makes every decision
+before it durable too - in particular the one the feedback refers to. This keeps a disk
+flush (measured p99 ~7 ms here) out of the suggestion path.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from serving.policy import collect_declines
+from serving.store import open_engine
+
+if TYPE_CHECKING:
+    from serving.policy import Context
+    from serving.suggest import Decision
+
+Response = Literal["accepted", "declined", "skipped", "not_shown"]
+RESPONSES: tuple[str, ...] = ("accepted", "declined", "skipped", "not_shown")
+
+_META = sa.MetaData()
+decisions_table = sa.Table(
+    "decisions",
+    _META,
+    sa.Column("decision_id", sa.String(64), primary_key=True),
+    sa.Column("customer_id", sa.String(200), nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False),  # UTC, naive
+    sa.Column("as_of", sa.Date),  # the online store's as-of date the decision was made on
+    sa.Column("context", sa.Text, nullable=False),  # JSON
+    sa.Column("probabilities", sa.Text, nullable=False),  # JSON: target -> p or null
+    sa.Column("suggestions", sa.Text, nullable=False),  # JSON list, in the order shown
+    sa.Column("control", sa.Boolean, nullable=False),
+    sa.Column("model_versions", sa.Text, nullable=False),  # JSON: model name -> version
+    sa.Index("ix_decisions_customer", "customer_id", "created_at"),
+)
+feedback_table = sa.Table(
+    "feedback",
+    _META,
+    sa.Column("feedback_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("decision_id", sa.String(64), sa.ForeignKey("decisions.decision_id"), nullable=False),
+    sa.Column("suggestion_id", sa.String(64), nullable=False),
+    sa.Column("customer_id", sa.String(200), nullable=False),
+    sa.Column("action", sa.String(200), nullable=False),  # retention, upgrade or a product
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("response", sa.String(20), nullable=False),
+    sa.Column("agent_id", sa.String(200), nullable=False),
+    sa.Column("note", sa.Text),
+    sa.Column("created_at", sa.DateTime, nullable=False),  # UTC, naive
+    sa.UniqueConstraint("decision_id", "suggestion_id", name="uq_feedback_suggestion"),
+    sa.CheckConstraint(
+        "response IN ('accepted', 'declined', 'skipped', 'not_shown')", name="ck_feedback_response"
+    ),
+    sa.Index("ix_feedback_customer", "customer_id", "response", "created_at"),
+)
+
+
+_INSERT_DECISION = sa.insert(decisions_table)
+_DECLINES = sa.select(
+    feedback_table.c.action, feedback_table.c.response, feedback_table.c.created_at
+).where(
+    feedback_table.c.customer_id == sa.bindparam("customer_id"),
+    feedback_table.c.response == "declined",
+    feedback_table.c.created_at >= sa.bindparam("since"),
+)
+
+
+class UnknownDecisionError(LookupError):
+    """No decision has this id."""
+
+
+class UnknownSuggestionError(LookupError):
+    """The decision exists but did not show this suggestion."""
+
+
+class FeedbackConflictError(ValueError):
+    """Feedback for this suggestion was already recorded, with another response."""
+
+    def __init__(self, existing: FeedbackRecord) -> None:
+        super().__init__(
+            f"feedback for this suggestion was already recorded as {existing.response!r}"
+        )
+        self.existing = existing
+
+
+@dataclass(frozen=True)
+class DecisionRecord:
+    """One logged decision. ``suggestions`` are dicts with at least ``suggestion_id``,
+    ``action`` and ``kind``, in the order shown."""
+
+    decision_id: str
+    customer_id: str
+    created_at: dt.datetime
+    context: Mapping[str, Any]
+    probabilities: Mapping[str, float | None]
+    suggestions: Sequence[Mapping[str, Any]]
+    control: bool
+    model_versions: Mapping[str, str]
+    as_of: dt.date | None = None
+
+
+@dataclass(frozen=True)
+class FeedbackRecord:
+    """One agent response to one suggestion."""
+
+    decision_id: str
+    suggestion_id: str
+    response: str
+    agent_id: str
+    created_at: dt.datetime
+    customer_id: str = ""
+    action: str = ""
+    kind: str = ""
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class FeedbackResult:
+    """The stored feedback and whether this call created it (False: a retry)."""
+
+    feedback: FeedbackRecord
+    created: bool
+
+
+@dataclass
+class DecisionLog:
+    """The decision and feedback store at a SQLAlchemy URL (tables created on open)."""
+
+    url: str
+    _log: sa.Engine = field(init=False, repr=False)
+    _durable: sa.Engine = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._durable = open_engine(self.url, synchronous="FULL", begin="BEGIN IMMEDIATE")
+        with self._durable.begin() as conn:
+            _META.create_all(conn)
+        # Decisions and reads are one statement each: no transaction around them.
+        self._log = open_engine(self.url, synchronous="NORMAL", begin=None)
+
+    def record(self, decision: DecisionRecord) -> None:
+        """Log a decision (committed before returning; see the module on durability)."""
+        with self._log.begin() as conn:
+            conn.execute(
+                _INSERT_DECISION,
+                {
+                    "decision_id": decision.decision_id,
+                    "customer_id": decision.customer_id,
+                    "created_at": _naive_utc(decision.created_at),
+                    "as_of": decision.as_of,
+                    "context": _json(decision.context),
+                    "probabilities": _json(decision.probabilities),
+                    "suggestions": _json(list(decision.suggestions)),
+                    "control": bool(decision.control),
+                    "model_versions": _json(decision.model_versions),
+                },
+            )
+
+    def get(self, decision_id: str) -> DecisionRecord | None:
+        """A logged decision, or None."""
+        with self._log.connect() as conn:
+            row = conn.execute(
+                sa.select(decisions_table).where(decisions_table.c.decision_id == decision_id)
+            ).first()
+        return None if row is None else _decision(row)
+
+    def add_feedback(
+        self,
+        decision_id: str,
+        suggestion_id: str,
+        response: str,
+        agent_id: str,
+        note: str | None = None,
+        now: dt.datetime | None = None,
+    ) -> FeedbackResult:
+        """Record an agent's response to a suggestion, durably, at most once per suggestion.
+
+        A retry with the same response returns the stored row (``created`` False).
+
+        Raises:
+            ValueError: ``response`` is not one of ``RESPONSES``.
+            UnknownDecisionError: no decision has ``decision_id``.
+            UnknownSuggestionError: the decision did not show ``suggestion_id``.
+            FeedbackConflictError: this suggestion already has another response.
+        """
+        if response not in RESPONSES:
+            raise ValueError(f"response must be one of {RESPONSES}, got {response!r}")
+        created_at = _naive_utc(now or dt.datetime.now(dt.UTC))
+        with self._durable.begin() as conn:
+            row = conn.execute(
+                sa.select(decisions_table.c.customer_id, decisions_table.c.suggestions).where(
+                    decisions_table.c.decision_id == decision_id
+                )
+            ).first()
+            if row is None:
+                raise UnknownDecisionError(f"no decision {decision_id!r}")
+            shown = {s["suggestion_id"]: s for s in json.loads(row.suggestions)}
+            if suggestion_id not in shown:
+                raise UnknownSuggestionError(
+                    f"suggestion {suggestion_id!r} is not part of decision {decision_id!r}"
+                )
+            record = FeedbackRecord(
+                decision_id=decision_id,
+                suggestion_id=suggestion_id,
+                response=response,
+                agent_id=agent_id,
+                created_at=created_at,
+                customer_id=row.customer_id,
+                action=str(shown[suggestion_id].get("action", "")),
+                kind=str(shown[suggestion_id].get("kind", "")),
+                note=note,
+            )
+            try:
+                with conn.begin_nested():
+                    conn.execute(
+                        sa.insert(feedback_table).values(
+                            decision_id=record.decision_id,
+                            suggestion_id=record.suggestion_id,
+                            customer_id=record.customer_id,
+                            action=record.action,
+                            kind=record.kind,
+                            response=record.response,
+                            agent_id=record.agent_id,
+                            note=record.note,
+                            created_at=record.created_at,
+                        )
+                    )
+            except IntegrityError:  # the unique key: this suggestion has feedback already
+                existing = _feedback(
+                    conn.execute(
+                        sa.select(feedback_table).where(
+                            feedback_table.c.decision_id == decision_id,
+                            feedback_table.c.suggestion_id == suggestion_id,
+                        )
+                    ).one()
+                )
+                if existing.response != response:
+                    raise FeedbackConflictError(existing) from None
+                return FeedbackResult(existing, created=False)
+        return FeedbackResult(_aware(record), created=True)
+
+    def feedback(self, decision_id: str) -> list[FeedbackRecord]:
+        """The feedback rows of a decision, oldest first."""
+        with self._log.connect() as conn:
+            rows = conn.execute(
+                sa.select(feedback_table)
+                .where(feedback_table.c.decision_id == decision_id)
+                .order_by(feedback_table.c.feedback_id)
+            ).all()
+        return [_feedback(r) for r in rows]
+
+    def declines(self, customer_id: str, since: dt.datetime) -> dict[str, list[dt.datetime]]:
+        """Action key -> times (UTC) the customer declined it at or after ``since``.
+
+        Only ``declined`` counts (``policy.collect_declines``): skips are the agent's call.
+        """
+        with self._log.connect() as conn:
+            rows = conn.execute(
+                _DECLINES, {"customer_id": customer_id, "since": _naive_utc(since)}
+            ).all()
+        return collect_declines((a, r, _utc(at)) for a, r, at in rows)
+
+    def count(self) -> tuple[int, int]:
+        """Numbers of decisions and of feedback rows."""
+        with self._log.connect() as conn:
+            decisions = conn.execute(sa.select(sa.func.count()).select_from(decisions_table))
+            n_decisions = int(decisions.scalar_one())
+            feedback = conn.execute(sa.select(sa.func.count()).select_from(feedback_table))
+            return n_decisions, int(feedback.scalar_one())
+
+    def close(self) -> None:
+        self._log.dispose()
+        self._durable.dispose()
+
+
+def record_of(decision: Decision, context: Context, now: dt.datetime) -> DecisionRecord:
+    """The log entry of a decision made at ``now`` for ``context``."""
+    a = decision.assessment
+    return DecisionRecord(
+        decision_id=decision.decision_id,
+        customer_id=a.customer_id,
+        created_at=now,
+        context={
+            "channel": context.channel,
+            "call_reason": context.call_reason,
+            "queue_pressure": context.queue_pressure,
+            "agent_id": context.agent_id,
+        },
+        probabilities=dict(a.probabilities),
+        suggestions=[
+            {
+                "suggestion_id": s.suggestion_id,
+                "rank": s.rank,
+                "kind": s.kind,
+                "action": s.action,
+                "product": s.product,
+                "probability": s.probability,
+                "expected_value": s.expected_value,
+                "priority": s.priority,
+            }
+            for s in decision.suggestions
+        ],
+        control=decision.control,
+        model_versions=dict(a.model_versions),
+        as_of=a.as_of,
+    )
+
+
+def _decision(row) -> DecisionRecord:
+    return DecisionRecord(
+        decision_id=row.decision_id,
+        customer_id=row.customer_id,
+        created_at=_utc(row.created_at),
+        context=json.loads(row.context),
+        probabilities=json.loads(row.probabilities),
+        suggestions=json.loads(row.suggestions),
+        control=bool(row.control),
+        model_versions=json.loads(row.model_versions),
+        as_of=row.as_of,
+    )
+
+
+def _feedback(row) -> FeedbackRecord:
+    return FeedbackRecord(
+        decision_id=row.decision_id,
+        suggestion_id=row.suggestion_id,
+        response=row.response,
+        agent_id=row.agent_id,
+        created_at=_utc(row.created_at),
+        customer_id=row.customer_id,
+        action=row.action,
+        kind=row.kind,
+        note=row.note,
+    )
+
+
+def _aware(record: FeedbackRecord) -> FeedbackRecord:
+    return FeedbackRecord(**{**record.__dict__, "created_at": _utc(record.created_at)})
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True, default=str)
+
+
+def _naive_utc(at: dt.datetime) -> dt.datetime:
+    """UTC wall clock without tzinfo: how the tables store time on every backend."""
+    if at.tzinfo is not None:
+        at = at.astimezone(dt.UTC).replace(tzinfo=None)
+    return at
+
+
+def _utc(at: dt.datetime) -> dt.datetime:
+    return at.replace(tzinfo=dt.UTC) if at.tzinfo is None else at.astimezone(dt.UTC)

@@ -1,0 +1,502 @@
+"""The online feature store: the latest feature row, tier and history of every customer.
+
+One row per customer, keyed by ``customer_id``, read by the service with a primary-key
+lookup. ``tierwise score`` and ``tierwise materialize`` refresh it for one as-of date:
+the rows go into a new table, which replaces the current one in a single transaction
+together with the store's metadata (as-of date, model versions and feature specs it was
+built for), so a reader sees either the old run or the new one, never a mix.
+
+SQLite under ``TIERWISE_HOME`` by default (WAL, so readers never wait for a refresh);
+PostgreSQL, or any database SQLAlchemy speaks, by URL.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from features.catalogue import Feature, feature_index, render_reason
+from features.contract import Dataset
+from features.history import build_history
+from features.pipeline import build_features
+from features.spine import as_of_dates
+from features.tiers import assign_tiers
+
+if TYPE_CHECKING:
+    from serving.scoring import ModelSet
+
+TABLE = "tierwise_online"
+META_TABLE = "tierwise_online_meta"
+CHUNK_ROWS = 20_000  # rows converted and inserted at a time: bounds memory on large bases
+Synchronous = Literal["FULL", "NORMAL"]
+Begin = Literal["BEGIN", "BEGIN IMMEDIATE"] | None
+
+
+class StoreMissingError(LookupError):
+    """The online store has never been refreshed (or its file does not exist)."""
+
+
+@dataclass(frozen=True)
+class StoreInfo:
+    """What a refresh was built from."""
+
+    as_of: dt.date
+    rows: int
+    built_at: dt.datetime
+    model_versions: dict[str, str] = field(default_factory=dict)
+    specs: list[dict] = field(default_factory=list)  # feature specs of the models, as dicts
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "as_of": self.as_of.isoformat(),
+                "rows": self.rows,
+                "built_at": self.built_at.isoformat(),
+                "model_versions": self.model_versions,
+                "specs": self.specs,
+            },
+            sort_keys=True,
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> StoreInfo:
+        data = json.loads(text)
+        return cls(
+            as_of=dt.date.fromisoformat(data["as_of"]),
+            rows=int(data["rows"]),
+            built_at=dt.datetime.fromisoformat(data["built_at"]),
+            model_versions=dict(data.get("model_versions") or {}),
+            specs=list(data.get("specs") or []),
+        )
+
+
+@dataclass(frozen=True)
+class StoredCustomer:
+    """One customer's row of the online store, as the inference path reads it."""
+
+    customer_id: str
+    as_of: dt.date
+    tier: str | None
+    tier_rank: int | None
+    value: float
+    value_tier: str | None
+    tier_reason: str | None
+    next_tier: str | None
+    gap_to_next_tier: float | None
+    held: tuple[str, ...]
+    history: Mapping[str, Any]  # features.history columns (dates as ISO strings)
+    features: Mapping[str, Any]  # feature name -> raw value (None when missing)
+
+
+def open_engine(
+    url: str,
+    *,
+    synchronous: Synchronous = "NORMAL",
+    create: bool = True,
+    begin: Begin = "BEGIN",
+):
+    """A SQLAlchemy engine; for SQLite: WAL, real transactions (DDL included), busy timeout.
+
+    Args:
+        synchronous: durability of a commit. ``FULL`` waits for the disk (SQLite
+            ``synchronous=FULL``, PostgreSQL ``synchronous_commit=on``); ``NORMAL`` survives
+            a crash of the process but not of the machine (``synchronous=NORMAL`` in WAL,
+            ``synchronous_commit=off``).
+        create: for a SQLite file, create its folder; otherwise a missing file is an error.
+        begin: how a SQLite transaction starts. ``BEGIN IMMEDIATE`` takes the write lock
+            at once, for writers that read first (a deferred one would fail, not wait, when
+            another connection wrote in between: the WAL snapshot rule); None for readers
+            of one statement at a time, which need no transaction (autocommit).
+
+    Raises:
+        StoreMissingError: ``create`` is false and the SQLite file does not exist.
+    """
+    parsed = sa.engine.make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        path = parsed.database
+        if path and path != ":memory:":
+            if create:
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            elif not Path(path).exists():
+                raise StoreMissingError(f"no database file at {path}")
+        engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+        @sa.event.listens_for(engine, "connect")
+        def _sqlite_connect(dbapi_connection, _record) -> None:
+            # sqlite3's own transaction handling skips BEGIN before DDL, which would make the
+            # table swap non-atomic: SQLAlchemy emits BEGIN itself (see "begin" below).
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute(f"PRAGMA synchronous={synchronous}")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        if begin is not None:
+
+            @sa.event.listens_for(engine, "begin")
+            def _sqlite_begin(connection) -> None:
+                connection.exec_driver_sql(begin)
+
+        return engine
+    options = {"isolation_level": "AUTOCOMMIT"} if begin is None else {}
+    engine = sa.create_engine(url, pool_pre_ping=True, **options)
+    if backend == "postgresql":
+        setting = "on" if synchronous == "FULL" else "off"
+
+        @sa.event.listens_for(engine, "connect")
+        def _pg_connect(dbapi_connection, _record) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute(f"SET synchronous_commit TO {setting}")
+            cursor.close()
+            dbapi_connection.commit()
+
+    return engine
+
+
+def _table(name: str, metadata: sa.MetaData) -> sa.Table:
+    # The primary key is named after the table: PostgreSQL needs constraint names unique
+    # per schema, and a renamed table keeps its constraint's name.
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column("customer_id", sa.String(200), nullable=False),
+        sa.Column("as_of", sa.Date, nullable=False),
+        sa.Column("tier", sa.String(200)),
+        sa.Column("tier_rank", sa.Integer),
+        sa.Column("value", sa.Float),
+        sa.Column("value_tier", sa.String(200)),
+        sa.Column("tier_reason", sa.Text),
+        sa.Column("next_tier", sa.String(200)),
+        sa.Column("gap_to_next_tier", sa.Float),
+        sa.Column("held", sa.Text, nullable=False),  # JSON list
+        sa.Column("history", sa.Text, nullable=False),  # JSON object
+        sa.Column("features", sa.Text, nullable=False),  # JSON object
+        sa.PrimaryKeyConstraint("customer_id", name=f"pk_{name}"),
+    )
+
+
+_META = sa.MetaData()
+_meta_table = sa.Table(
+    META_TABLE,
+    _META,
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+_current = _table(TABLE, sa.MetaData())
+_GET = sa.select(*_current.c).where(_current.c.customer_id == sa.bindparam("customer_id"))
+
+
+class OnlineStore:
+    """Reads and refreshes the online store at a SQLAlchemy URL."""
+
+    def __init__(self, url: str, *, create: bool = True) -> None:
+        """Open the store (nothing is read yet).
+
+        Args:
+            create: make the SQLite folder if missing; False for readers, which then fail
+                early on a store that was never built.
+
+        Raises:
+            StoreMissingError: ``create`` is false and the SQLite file does not exist.
+        """
+        self.url = url
+        self._reader: sa.Engine | None = None
+        try:
+            self.engine = open_engine(url, create=create)
+        except StoreMissingError as err:
+            raise StoreMissingError(
+                f"the online store was never built ({err}): run `tierwise materialize` or "
+                "`tierwise score`"
+            ) from None
+
+    def info(self) -> StoreInfo:
+        """The metadata of the current refresh.
+
+        Raises:
+            StoreMissingError: the store was never refreshed.
+        """
+        with self.engine.connect() as conn:
+            if not sa.inspect(conn).has_table(META_TABLE):
+                raise StoreMissingError(
+                    f"the online store at {_safe(self.url)} was never built: run "
+                    "`tierwise materialize` or `tierwise score`"
+                )
+            value = conn.execute(
+                sa.select(_meta_table.c.value).where(_meta_table.c.name == "info")
+            ).scalar()
+        if value is None:
+            raise StoreMissingError(f"the online store at {_safe(self.url)} has no refresh yet")
+        return StoreInfo.from_json(value)
+
+    def get(self, customer_id: str) -> StoredCustomer | None:
+        """The customer's row, or None for a customer the store does not hold."""
+        if self._reader is None:  # one statement per read: no transaction to begin and end
+            self._reader = open_engine(self.url, begin=None)
+        with self._reader.connect() as conn:
+            row = conn.execute(_GET, {"customer_id": customer_id}).first()
+        if row is None:
+            return None
+        return StoredCustomer(
+            customer_id=row.customer_id,
+            as_of=row.as_of,
+            tier=row.tier,
+            tier_rank=row.tier_rank,
+            value=float(row.value) if row.value is not None else 0.0,
+            value_tier=row.value_tier,
+            tier_reason=row.tier_reason,
+            next_tier=row.next_tier,
+            gap_to_next_tier=row.gap_to_next_tier,
+            held=tuple(json.loads(row.held)),
+            history=json.loads(row.history),
+            features=json.loads(row.features),
+        )
+
+    def customer_ids(self, limit: int = 100, offset: int = 0) -> list[str]:
+        """Customer ids held, in order (for warm-up, tests and benchmarks)."""
+        with self.engine.connect() as conn:
+            return list(
+                conn.execute(
+                    sa.select(_current.c.customer_id)
+                    .order_by(_current.c.customer_id)
+                    .limit(limit)
+                    .offset(offset)
+                ).scalars()
+            )
+
+    def refresh(self, chunks: Iterable[Sequence[Mapping[str, Any]]], info: StoreInfo) -> StoreInfo:
+        """Replace every row with ``chunks`` (rows as ``build_rows`` makes them), atomically.
+
+        The rows go into a new table first; the swap with the current table and the new
+        metadata are one transaction. A failure before the swap leaves the store as it was.
+
+        Returns:
+            ``info`` with ``rows`` set to the number of rows written.
+        """
+        token = uuid.uuid4().hex[:12]
+        staging = _table(f"{TABLE}_new_{token}", sa.MetaData())
+        rows = 0
+        try:
+            with self.engine.begin() as conn:
+                staging.create(conn)
+            for chunk in chunks:
+                if chunk:
+                    with self.engine.begin() as conn:
+                        conn.execute(staging.insert(), list(chunk))
+                    rows += len(chunk)
+            info = StoreInfo(info.as_of, rows, info.built_at, info.model_versions, info.specs)
+            retired = f"{TABLE}_old_{token}"
+            with self.engine.begin() as conn:
+                _META.create_all(conn)
+                if sa.inspect(conn).has_table(TABLE):
+                    conn.execute(sa.text(f"ALTER TABLE {TABLE} RENAME TO {retired}"))
+                else:
+                    retired = ""
+                conn.execute(sa.text(f"ALTER TABLE {staging.name} RENAME TO {TABLE}"))
+                conn.execute(sa.delete(_meta_table).where(_meta_table.c.name == "info"))
+                conn.execute(sa.insert(_meta_table).values(name="info", value=info.to_json()))
+        except BaseException:
+            with self.engine.begin() as conn:
+                staging.drop(conn, checkfirst=True)
+            raise
+        if retired:  # outside the swap: dropping a large table takes a while
+            with self.engine.begin() as conn:
+                conn.execute(sa.text(f"DROP TABLE {retired}"))
+        return info
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.dispose()
+        self.engine.dispose()
+
+
+# -- building the rows -------------------------------------------------------------------------
+
+
+def build_rows(
+    ds: Dataset, as_of: dt.date | str, models: ModelSet, chunk_rows: int = CHUNK_ROWS
+) -> tuple[StoreInfo, Iterator[list[dict[str, Any]]]]:
+    """The store rows of the population at ``as_of``, for the features the models need.
+
+    Computes the features of every feature spec of ``models`` (one spec when they were
+    trained together), the tiers and the recent history, then yields rows in chunks.
+
+    Returns:
+        The refresh's ``StoreInfo`` (``rows`` set) and an iterator of row chunks.
+
+    Raises:
+        ValueError: ``as_of`` is not an ISO date.
+    """
+    dates = as_of_dates([as_of])
+    groups = models.by_spec()
+    frame: pd.DataFrame | None = None
+    for spec, _targets in groups:
+        features = build_features(ds, dates, spec).set_index("customer_id")
+        if frame is None:
+            frame = features
+        else:  # same definitions under the same names: add only what is new
+            frame = frame.join(features[features.columns.difference(frame.columns)])
+    assert frame is not None, "a ModelSet always has a model"
+    tiers = assign_tiers(ds, dates).set_index("customer_id")
+    history = build_history(ds, dates).set_index("customer_id")
+    index = feature_index(groups[0][0])
+    context = _tier_context(frame, tiers, ds, index.get("days_in_tier"))
+    info = StoreInfo(
+        as_of=dates[0],
+        rows=len(frame),
+        built_at=dt.datetime.now(dt.UTC).replace(microsecond=0),
+        model_versions=dict(sorted(models.versions.items())),
+        specs=[spec.to_dict() for spec, _ in groups],
+    )
+    return info, _chunks(frame, context, history, chunk_rows)
+
+
+def materialize(
+    ds: Dataset, as_of: dt.date | str, models: ModelSet, store: OnlineStore
+) -> StoreInfo:
+    """Build the rows of ``as_of`` and refresh the store with them (see ``OnlineStore.refresh``)."""
+    info, chunks = build_rows(ds, as_of, models)
+    return store.refresh(chunks, info)
+
+
+def _tier_context(
+    frame: pd.DataFrame, tiers: pd.DataFrame, ds: Dataset, days_feature: Feature | None
+) -> pd.DataFrame:
+    """Per customer: tier reason, next tier and gap, for the tier the service shows.
+
+    Without a tiers table the service tier is the value tier, and tiers.py has its reason,
+    next tier and gap. With one, the next tier is the next in ``tier_order`` and the gap
+    the value missing to the median value of that tier's customers (a bank's tier rules are
+    not in the data, so this is what a customer of the next tier typically brings).
+    """
+    out = pd.DataFrame(index=frame.index)
+    out["value_tier"] = tiers["value_tier"].reindex(frame.index)
+    value_reason = tiers["tier_reason"].reindex(frame.index)
+    if "tiers" not in ds.tables:
+        out["tier_reason"] = value_reason
+        out["next_tier"] = tiers["next_tier"].reindex(frame.index)
+        out["gap_to_next_tier"] = tiers["gap_to_next_tier"].reindex(frame.index)
+        return out
+    order = ds.tier_order
+    rank = frame["tier_rank"]
+    medians = frame.groupby("tier_rank")["value"].median()
+    next_rank = rank + 1
+    out["next_tier"] = [
+        order[int(r)] if pd.notna(r) and int(r) < len(order) else None for r in next_rank
+    ]
+    target = next_rank.map(medians)
+    out["gap_to_next_tier"] = np.where(
+        target.notna() & out["next_tier"].notna(), np.maximum(target - frame["value"], 0.0), np.nan
+    )
+    reasons = []
+    for tier, days, value_text in zip(
+        frame["tier"], frame["days_in_tier"], value_reason, strict=True
+    ):
+        parts = []
+        if _present(tier):
+            held = _render(days_feature, days) if days_feature is not None else ""
+            parts.append(f"{tier} tier, {held}" if held else f"{tier} tier")
+        if _present(value_text):
+            parts.append(f"value tier {value_text}")
+        reasons.append("; ".join(parts) or None)
+    out["tier_reason"] = reasons
+    return out
+
+
+def _chunks(
+    frame: pd.DataFrame, context: pd.DataFrame, history: pd.DataFrame, chunk_rows: int
+) -> Iterator[list[dict[str, Any]]]:
+    feature_columns = [c for c in frame.columns if c != "as_of"]
+    history_columns = [c for c in history.columns if c not in ("as_of", "products_held")]
+    history = history.reindex(frame.index)
+    for start in range(0, len(frame), chunk_rows):
+        part = frame.iloc[start : start + chunk_rows]
+        ctx = context.iloc[start : start + chunk_rows]
+        hist = history.iloc[start : start + chunk_rows]
+        features = _records(part[feature_columns])
+        histories = _records(hist[history_columns])
+        rows = []
+        for i, customer_id in enumerate(part.index):
+            values = features[i]
+            held = hist["products_held"].iat[i]
+            rows.append(
+                {
+                    "customer_id": customer_id,
+                    "as_of": _day(part["as_of"].iat[i]),
+                    "tier": values.get("tier"),
+                    "tier_rank": _int(values.get("tier_rank")),
+                    "value": _float(values.get("value")) or 0.0,
+                    "value_tier": _text(ctx["value_tier"].iat[i]),
+                    "tier_reason": _text(ctx["tier_reason"].iat[i]),
+                    "next_tier": _text(ctx["next_tier"].iat[i]),
+                    "gap_to_next_tier": _float(ctx["gap_to_next_tier"].iat[i]),
+                    "held": json.dumps(sorted(held) if isinstance(held, list) else []),
+                    "history": _json(histories[i]),
+                    "features": _json(values),
+                }
+            )
+        yield rows
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows as dicts of plain Python values, nulls as None."""
+    plain = frame.astype(object).where(frame.notna(), None)
+    return plain.to_dict("records")
+
+
+def _json(values: Mapping[str, Any]) -> str:
+    return json.dumps(values, separators=(",", ":"), default=_json_default)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, dt.date):  # dates and timestamps as ISO strings
+        return value.isoformat()
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"cannot store {type(value).__name__} in the online store")
+
+
+def _render(feature: Feature, days: Any) -> str:
+    return render_reason(feature, days) if _present(days) else ""
+
+
+def _present(value: Any) -> bool:
+    return value is not None and not (isinstance(value, float) and math.isnan(value))
+
+
+def _text(value: Any) -> str | None:
+    return str(value) if _present(value) else None
+
+
+def _float(value: Any) -> float | None:
+    if not _present(value):
+        return None
+    v = float(value)
+    return v if math.isfinite(v) else None
+
+
+def _int(value: Any) -> int | None:
+    v = _float(value)
+    return None if v is None else int(v)
+
+
+def _day(value: Any) -> dt.date:
+    if isinstance(value, pd.Timestamp | dt.datetime):
+        return value.date()
+    return value
+
+
+def _safe(url: str) -> str:
+    """A URL without its password, for messages."""
+    return sa.engine.make_url(url).render_as_string(hide_password=True)

@@ -1,0 +1,336 @@
+"""The one inference path: a stored customer -> probabilities, reasons and ranked suggestions.
+
+Given a customer's online-store row, the loaded champion models, the policy settings, the
+contact's context and the customer's declines, ``suggest`` returns everything a decision
+shows; ``assess`` the same without a decision (the customer card). No HTTP, no storage:
+the service and batch scoring both call these.
+
+The hot path stays small: one encoded row per distinct feature encoding (models trained
+together share one), ``booster.predict`` on that 1-row numpy array per model, and feature
+contributions (TreeSHAP, the costly part) only for what is shown: the churn score and the
+models behind the returned suggestions.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from features.catalogue import Feature, feature_index, slugs
+from serving.policy import Context, Customer, PolicyConfig, rank_actions, risk_band
+from serving.reasons import Reason, suggestion_points, talking_points, top_reasons
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from features.model import Encoding, Predictor
+    from serving.scoring import ModelSet
+    from serving.store import StoredCustomer
+
+CHURN, UPGRADE = "churn", "upgrade"
+MAX_REASONS = 3
+
+
+@dataclass(frozen=True)
+class Scorer:
+    """The champion models prepared for one-row inference.
+
+    Build with ``Scorer.from_models``; it holds no connection and is safe to share.
+    """
+
+    versions: Mapping[str, str]  # registered model name -> version
+    predictors: Mapping[str, Predictor]  # target -> predictor
+    feature_text: Mapping[str, Mapping[str, Feature]]  # target -> feature name -> Feature
+    product_by_target: Mapping[str, str]  # cross-sell target -> product
+    encodings: tuple[tuple[Encoding, tuple[str, ...]], ...]  # one encoding, its targets
+    profile_features: Mapping[str, str]  # profile column -> feature name
+    specs: tuple[dict, ...] = field(default_factory=tuple)
+
+    @classmethod
+    def from_models(cls, models: ModelSet) -> Scorer:
+        """Prepare a ModelSet (predictors loaded with 1 thread for serving)."""
+        predictors = {t: m.predictor for t, m in sorted(models.models.items())}
+        feature_text: dict[str, dict[str, Feature]] = {}
+        specs: list[dict] = []
+        profile: dict[str, str] = {}
+        for spec, targets in models.by_spec():
+            index = feature_index(spec)
+            specs.append(spec.to_dict())
+            for target in targets:
+                feature_text[target] = index
+            names = slugs(list(spec.profile))
+            profile.update({c: f"profile_{names[c]}" for c in spec.profile})
+        groups: dict[tuple, tuple[Encoding, list[str]]] = {}
+        for target, predictor in predictors.items():
+            enc = predictor.encoding
+            key = (tuple(enc.features), json.dumps(enc.categories, sort_keys=True))
+            groups.setdefault(key, (enc, []))[1].append(target)
+        return cls(
+            versions=dict(sorted(models.versions.items())),
+            predictors=predictors,
+            feature_text=feature_text,
+            product_by_target={
+                t: p.meta["product"] for t, p in predictors.items() if p.meta.get("product")
+            },
+            encodings=tuple((enc, tuple(ts)) for enc, ts in groups.values()),
+            profile_features=profile,
+            specs=tuple(specs),
+        )
+
+    def encode(self, features: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """Target -> the customer's encoded 1-row matrix (shared by targets of one encoding)."""
+        rows: dict[str, np.ndarray] = {}
+        for encoding, targets in self.encodings:
+            row = encoding.row(features)
+            for target in targets:
+                rows[target] = row
+        return rows
+
+
+@dataclass(frozen=True)
+class TierView:
+    """The service tier shown, with its reason and the way up."""
+
+    name: str | None
+    rank: int | None
+    value: float
+    value_tier: str | None
+    reason: str | None
+    next_tier: str | None
+    gap_to_next_tier: float | None
+
+
+@dataclass(frozen=True)
+class ChurnView:
+    """Churn risk: the calibrated probability, its policy band, what drives it."""
+
+    probability: float | None
+    risk_band: str
+    reasons: tuple[Reason, ...]
+
+
+@dataclass(frozen=True)
+class UpgradeView:
+    """The chance of a higher tier, and the way there."""
+
+    probability: float | None
+    next_tier: str | None
+    gap_to_next_tier: float | None
+
+
+@dataclass(frozen=True)
+class CrossSellView:
+    """One cross-sell model's propensity for the customer."""
+
+    target: str
+    product: str
+    probability: float | None  # None when the customer already holds the product
+    held: bool
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """What the models say of a customer, and what an agent could open with."""
+
+    customer_id: str
+    as_of: dt.date
+    tier: TierView
+    churn: ChurnView
+    upgrade: UpgradeView
+    cross_sell: tuple[CrossSellView, ...]
+    probabilities: Mapping[str, float | None]  # target -> calibrated probability
+    talking_points: tuple[str, ...]
+    model_versions: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class SuggestionView:
+    """One ranked suggestion as shown to the agent."""
+
+    suggestion_id: str
+    rank: int
+    kind: str
+    action: str
+    target: str
+    product: str | None
+    probability: float
+    expected_value: float
+    priority: float
+    reasons: tuple[Reason, ...]
+    talking_points: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A decision: the assessment, the suggestions in order, and the control flag."""
+
+    decision_id: str
+    assessment: Assessment
+    suggestions: tuple[SuggestionView, ...]
+    control: bool
+    eligible: tuple[str, ...]  # action keys left after eligibility and the contact policy
+
+
+def assess(customer: StoredCustomer, scorer: Scorer, config: PolicyConfig) -> Assessment:
+    """Probabilities, tier, churn reasons and talking points of a customer (no decision)."""
+    return _Work(customer, scorer, config).assessment()
+
+
+def suggest(
+    customer: StoredCustomer,
+    scorer: Scorer,
+    config: PolicyConfig,
+    context: Context,
+    declines: Mapping[str, Sequence[dt.datetime]],
+    now: dt.datetime,
+    max_suggestions: int,
+    decision_id: str,
+) -> Decision:
+    """The decision for one contact: assessment plus ranked suggestions with reasons.
+
+    Args:
+        declines: action key -> times the customer declined it (``DecisionLog.declines``).
+        now: the decision time (UTC), for the contact policy's window.
+        max_suggestions: 1..10 (``policy.MAX_SUGGESTIONS``).
+        decision_id: decides the control group (``policy.is_control``) and the suggestion ids.
+
+    Raises:
+        ValueError: ``max_suggestions`` or the queue pressure out of range.
+    """
+    work = _Work(customer, scorer, config)
+    assessment = work.assessment()
+    ranking = rank_actions(
+        work.policy_customer(),
+        context,
+        config,
+        declines,
+        now,
+        max_suggestions,
+        decision_id,
+        scorer.product_by_target,
+    )
+    values = work.point_values()
+    suggestions = tuple(
+        SuggestionView(
+            suggestion_id=suggestion_id(decision_id, c.action),
+            rank=i,
+            kind=c.kind,
+            action=c.action,
+            target=c.target,
+            product=c.product,
+            probability=c.probability,
+            expected_value=c.expected_value,
+            priority=c.priority,
+            reasons=work.reasons(c.target),
+            talking_points=tuple(suggestion_points(c.kind, c.product, values)),
+        )
+        for i, c in enumerate(ranking.suggestions, start=1)
+    )
+    return Decision(decision_id, assessment, suggestions, ranking.control, ranking.eligible)
+
+
+def suggestion_id(decision_id: str, action: str) -> str:
+    """A suggestion's id: stable for a decision and action, unique across decisions."""
+    return hashlib.sha256(f"{decision_id}:{action}".encode()).hexdigest()[:24]
+
+
+class _Work:
+    """One customer's inference, computing each model's output at most once."""
+
+    def __init__(self, customer: StoredCustomer, scorer: Scorer, config: PolicyConfig) -> None:
+        self.customer = customer
+        self.scorer = scorer
+        self.config = config
+        self.rows = scorer.encode(customer.features)
+        held = set(customer.held)
+        self.probabilities: dict[str, float | None] = {}
+        for target, predictor in scorer.predictors.items():
+            if scorer.product_by_target.get(target) in held:
+                self.probabilities[target] = None  # no offer of what the customer has
+                continue
+            p = float(predictor.predict(self.rows[target])[0])
+            self.probabilities[target] = p if math.isfinite(p) else None
+        self._reasons: dict[str, tuple[Reason, ...]] = {}
+
+    def reasons(self, target: str) -> tuple[Reason, ...]:
+        """The top reasons behind a model's score (its contributions, computed once)."""
+        if target not in self._reasons:
+            predictor = self.scorer.predictors.get(target)
+            self._reasons[target] = (
+                ()
+                if predictor is None
+                else tuple(
+                    top_reasons(
+                        predictor,
+                        self.rows[target],
+                        self.customer.features,
+                        self.scorer.feature_text[target],
+                        k=MAX_REASONS,
+                    )
+                )
+            )
+        return self._reasons[target]
+
+    def assessment(self) -> Assessment:
+        """Scores, tier and churn reasons (the only contributions an assessment needs)."""
+        c = self.customer
+        churn = self.probabilities.get(CHURN)
+        held = set(c.held)
+        return Assessment(
+            customer_id=c.customer_id,
+            as_of=c.as_of,
+            tier=TierView(
+                c.tier,
+                c.tier_rank,
+                c.value,
+                c.value_tier,
+                c.tier_reason,
+                c.next_tier,
+                c.gap_to_next_tier,
+            ),
+            churn=ChurnView(
+                churn,
+                risk_band(churn, self.config),
+                self.reasons(CHURN) if churn is not None else (),
+            ),
+            upgrade=UpgradeView(self.probabilities.get(UPGRADE), c.next_tier, c.gap_to_next_tier),
+            cross_sell=tuple(
+                CrossSellView(t, p, self.probabilities.get(t), p in held)
+                for t, p in sorted(self.scorer.product_by_target.items(), key=lambda x: x[1])
+            ),
+            probabilities=dict(self.probabilities),
+            talking_points=tuple(talking_points(c.history, c.as_of, c.tier)),
+            model_versions=self.scorer.versions,
+        )
+
+    def policy_customer(self) -> Customer:
+        """The customer as the policy sees it."""
+        c = self.customer
+        return Customer(
+            customer_id=c.customer_id,
+            tier=c.tier,
+            tier_rank=c.tier_rank,
+            next_tier=c.next_tier,
+            value=c.value,
+            probabilities=self.probabilities,
+            held=frozenset(c.held),
+            profile={k: c.features.get(f) for k, f in self.scorer.profile_features.items()},
+            gap_to_next_tier=c.gap_to_next_tier,
+        )
+
+    def point_values(self) -> dict[str, Any]:
+        """What ``reasons.suggestion_points`` reads."""
+        c = self.customer
+        return {
+            "days_since_last_complaint": c.features.get("days_since_last_complaint"),
+            "satisfaction_last_365d": c.features.get("satisfaction_last_365d"),
+            "tier": c.tier,
+            "next_tier": c.next_tier,
+            "gap_to_next_tier": c.gap_to_next_tier,
+            "products_held": list(c.held),
+        }

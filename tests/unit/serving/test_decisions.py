@@ -1,0 +1,112 @@
+"""The decision log and feedback store: logging, idempotent feedback, declines for the policy."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from serving.decisions import (
+    DecisionLog,
+    DecisionRecord,
+    FeedbackConflictError,
+    UnknownDecisionError,
+    UnknownSuggestionError,
+)
+
+NOW = dt.datetime(2026, 7, 1, 9, 30, tzinfo=dt.UTC)
+
+
+def make_decision(decision_id: str = "d1", customer_id: str = "C1", **changes) -> DecisionRecord:
+    """A decision that showed a retention and a credit-card suggestion."""
+    values = {
+        "decision_id": decision_id,
+        "customer_id": customer_id,
+        "created_at": NOW,
+        "context": {"channel": "phone", "queue_pressure": "normal", "agent_id": "a1"},
+        "probabilities": {"churn": 0.4, "cross_sell_credit_card": 0.1, "cross_sell_savings": None},
+        "suggestions": [
+            {"suggestion_id": f"{decision_id}-r", "action": "retention", "kind": "retention"},
+            {"suggestion_id": f"{decision_id}-c", "action": "credit_card", "kind": "cross_sell"},
+        ],
+        "control": False,
+        "model_versions": {"tierwise-churn": "3"},
+        "as_of": dt.date(2026, 6, 30),
+    }
+    return DecisionRecord(**{**values, **changes})
+
+
+@pytest.fixture
+def log(tmp_path) -> DecisionLog:
+    return DecisionLog(f"sqlite:///{tmp_path / 'decisions.db'}")
+
+
+def test_a_logged_decision_reads_back_whole(log):
+    log.record(make_decision())
+    got = log.get("d1")
+    assert got == make_decision(), "every field of the decision is kept, time in UTC"
+    assert log.get("d2") is None
+
+
+def test_feedback_is_stored_once_per_suggestion_and_a_retry_finds_it(log):
+    # Given a decision and feedback on one of its suggestions
+    log.record(make_decision())
+    first = log.add_feedback("d1", "d1-c", "declined", "a1", "has one", now=NOW)
+    # When the same call is retried
+    retry = log.add_feedback("d1", "d1-c", "declined", "a1", "has one", now=NOW)
+    # Then the retry returns the stored row and adds none
+    assert first.created and not retry.created, "only the first call creates the row"
+    assert retry.feedback == first.feedback, "the retry sees the first call's row"
+    assert len(log.feedback("d1")) == 1 and log.count() == (1, 1)
+    stored = log.feedback("d1")[0]
+    assert (stored.customer_id, stored.action, stored.kind) == ("C1", "credit_card", "cross_sell")
+
+
+def test_another_response_for_the_same_suggestion_is_a_conflict(log):
+    log.record(make_decision())
+    log.add_feedback("d1", "d1-c", "skipped", "a1", now=NOW)
+    with pytest.raises(FeedbackConflictError, match="'skipped'"):
+        log.add_feedback("d1", "d1-c", "accepted", "a1", now=NOW)
+    assert [f.response for f in log.feedback("d1")] == ["skipped"], "the first answer stands"
+
+
+def test_feedback_needs_a_known_decision_and_one_of_its_suggestions(log):
+    log.record(make_decision())
+    with pytest.raises(UnknownDecisionError):
+        log.add_feedback("nope", "d1-c", "accepted", "a1")
+    with pytest.raises(UnknownSuggestionError):
+        log.add_feedback("d1", "other", "accepted", "a1")
+    with pytest.raises(ValueError, match="response must be one of"):
+        log.add_feedback("d1", "d1-c", "maybe", "a1")
+    assert log.count() == (1, 0), "nothing stored for refused feedback"
+
+
+def test_feedback_is_committed_when_acknowledged(tmp_path):
+    # Given feedback acknowledged by one log
+    url = f"sqlite:///{tmp_path / 'decisions.db'}"
+    writer = DecisionLog(url)
+    writer.record(make_decision())
+    writer.add_feedback("d1", "d1-r", "accepted", "a1", now=NOW)
+    # When another connection (a restarted service) opens the store; then it is there
+    reader = DecisionLog(url)
+    assert [f.response for f in reader.feedback("d1")] == ["accepted"]
+
+
+def test_declines_count_only_customer_declines_in_the_window(log):
+    # Given two decisions for C1 and one for C2, with mixed responses over time
+    log.record(make_decision("d1"))
+    log.record(make_decision("d2"))
+    log.record(make_decision("d3", customer_id="C2"))
+    log.add_feedback("d1", "d1-c", "declined", "a1", now=NOW - dt.timedelta(days=40))
+    log.add_feedback("d1", "d1-r", "skipped", "a1", now=NOW - dt.timedelta(days=1))
+    log.add_feedback("d2", "d2-c", "declined", "a1", now=NOW - dt.timedelta(days=2))
+    log.add_feedback("d2", "d2-r", "declined", "a1", now=NOW - dt.timedelta(days=1))
+    log.add_feedback("d3", "d3-c", "declined", "a1", now=NOW)
+    # When C1's declines of the last 30 days are read
+    got = log.declines("C1", since=NOW - dt.timedelta(days=30))
+    # Then only the customer's own declines in the window count, by action
+    assert got == {
+        "credit_card": [NOW - dt.timedelta(days=2)],
+        "retention": [NOW - dt.timedelta(days=1)],
+    }, "skips, older declines and other customers' declines never count"
+    assert all(t.tzinfo is not None for ts in got.values() for t in ts), "times come back UTC"
