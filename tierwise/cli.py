@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from features.settings import Settings
+
+if TYPE_CHECKING:
+    from features.contract import Dataset
+    from serving.scoring import ModelSet
 
 app = typer.Typer(
     help="Tierwise: value tiers, churn, upgrade and cross-sell models, next best actions.",
@@ -163,8 +167,12 @@ def score(
     data: DataOption,
     as_of: Annotated[str, typer.Option("--as-of", help="Score as of this date (YYYY-MM-DD).")],
     out: Annotated[Path, typer.Option(help="Parquet file to write.")],
+    no_store: Annotated[
+        bool, typer.Option("--no-store", help="Do not refresh the online store.")
+    ] = False,
 ) -> None:
-    """Score every customer in the population at a date with the champion models."""
+    """Score every customer in the population at a date with the champion models; refresh
+    the online store the service reads (unless --no-store)."""
     from serving.scoring import load_champions, score_customers, write_scores
 
     config = settings()
@@ -176,3 +184,123 @@ def score(
     scores = score_customers(ds, as_of, models)
     write_scores(scores, out, models.versions)
     typer.echo(f"scores: {len(scores):,} customers as of {as_of} written to {out}")
+    if not no_store:
+        _refresh_store(ds, as_of, models, config)
+
+
+@app.command()
+def materialize(
+    data: DataOption,
+    as_of: Annotated[str, typer.Option("--as-of", help="Latest data date to serve (YYYY-MM-DD).")],
+) -> None:
+    """Write every customer's latest features, tier and history into the online store."""
+    from serving.scoring import load_champions
+
+    config = settings()
+    try:
+        models = load_champions(config)
+    except LookupError as err:
+        _fail(str(err))
+    ds = open_data(data, config)
+    _refresh_store(ds, as_of, models, config)
+
+
+def _refresh_store(ds: Dataset, as_of: str, models: ModelSet, config: Settings) -> None:
+    """Build the online store's rows as of a date and swap them in; print what was written."""
+    from serving.store import OnlineStore, materialize
+
+    try:
+        info = materialize(ds, as_of, models, OnlineStore(config.online_url()))
+    except ValueError as err:
+        _fail(str(err))
+    typer.echo(
+        f"online store: {info.rows:,} customers as of {info.as_of} for models "
+        + ", ".join(f"{n} v{v}" for n, v in info.model_versions.items())
+    )
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 3000,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Worker processes (each loads the models).")
+    ] = 1,
+) -> None:
+    """Serve next best actions over HTTP (BentoML): checks models, store and keys first."""
+    import json
+    import os
+    import sys
+
+    import serving
+    from serving.service import StartupError, check_startup
+
+    config = settings()
+    try:
+        info = check_startup(config)
+    except StartupError as err:
+        _fail(f"cannot serve: {err}")
+    env = dict(os.environ)
+    # The workers run in the project folder: pass paths as absolute ones.
+    env["TIERWISE_HOME"] = str(config.home.resolve())
+    if config.policy_file is not None:
+        env["TIERWISE_POLICY_FILE"] = str(config.policy_file.resolve())
+    env.setdefault("BENTOML_DO_NOT_TRACK", "True")  # no usage reports leave the machine
+    overrides = json.loads(env.get("BENTOML_CONFIG_OVERRIDES") or "{}")
+    overrides.setdefault("services", {}).setdefault("tierwise", {})["workers"] = workers
+    env["BENTOML_CONFIG_OVERRIDES"] = json.dumps(overrides)
+    root = Path(serving.__file__).resolve().parent.parent
+    shown = f"[{host}]" if ":" in host else host
+    typer.echo(
+        f"Tierwise: online store as of {info.as_of} ({info.rows:,} customers), "
+        f"{workers} worker(s); serving on http://{shown}:{port} "
+        f"(OpenAPI: http://{shown}:{port}/docs.json)"
+    )
+    sys.stdout.flush()
+    command = [sys.executable, "-m", "bentoml", "serve", "serving.service:Tierwise"]
+    command += ["--host", host, "--port", str(port), "--working-dir", str(root)]
+    os.execve(sys.executable, command, env)  # BentoML takes over this process and its signals
+
+
+@app.command()
+def monitor(
+    data: DataOption,
+    as_of: Annotated[str, typer.Option("--as-of", help="Monitor as of this date (YYYY-MM-DD).")],
+    out: Annotated[
+        Path | None,
+        typer.Option(help="HTML report; the JSON goes beside it. Default: TIERWISE_HOME/reports."),
+    ] = None,
+    psi: Annotated[
+        float | None, typer.Option(min=0, help="Feature PSI that alerts (default 0.2).")
+    ] = None,
+    score_psi: Annotated[
+        float | None, typer.Option(min=0, help="Score PSI that alerts (default 0.2).")
+    ] = None,
+    auc_drop: Annotated[
+        float | None,
+        typer.Option(min=0, help="Realized ROC AUC drop below training that alerts (0.05)."),
+    ] = None,
+    ece_rise: Annotated[
+        float | None,
+        typer.Option(min=0, help="Calibration error rise above training that alerts (0.05)."),
+    ] = None,
+) -> None:
+    """Drift, realized performance, value pyramid and agent feedback as one HTML report
+    (JSON beside it); exit 1 when any alert fires, so a scheduler can page someone."""
+    from serving.monitor import Thresholds, run_monitor
+
+    config = settings()
+    ds = open_data(data, config)
+    given = {"psi": psi, "score_psi": score_psi, "auc_drop": auc_drop, "ece_rise": ece_rise}
+    thresholds = Thresholds(**{k: v for k, v in given.items() if v is not None})
+    report = out or config.home / "reports" / f"monitor-{as_of}.html"
+    try:
+        result = run_monitor(ds, as_of, config, report, thresholds)
+    except (LookupError, ValueError) as err:
+        _fail(str(err))
+    typer.echo(f"monitoring as of {result.as_of}: {result.report} (figures {result.figures_file})")
+    for alert in result.alerts:
+        typer.echo(f"ALERT {alert.message}", err=True)
+    if result.alerts:
+        raise typer.Exit(1)
+    typer.echo("no alert")

@@ -1,0 +1,101 @@
+"""One smoke run per command: the CLI parses, calls the library and reports like a user sees it."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from tests.conftest import base_tables
+from tierwise.cli import app
+
+
+@pytest.fixture
+def run(monkeypatch, tmp_path):
+    monkeypatch.setenv("TIERWISE_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+
+    def invoke(*args: str, env: dict | None = None):
+        for key, value in (env or {}).items():
+            monkeypatch.setenv(key, value)
+        return CliRunner().invoke(app, [str(a) for a in args])
+
+    return invoke
+
+
+def test_validate_accepts_good_data_and_rejects_broken_data(run, make_dataset):
+    good = run("validate", "--data", make_dataset(name="good"))
+    assert good.exit_code == 0 and "OK" in good.output
+    tables = base_tables()
+    tables["holdings"].loc[0, "closed"] = "2000-01-01"
+    bad = run("validate", "--data", make_dataset(tables, name="bad"))
+    assert bad.exit_code == 1
+    assert "holdings.closed: must not be before opened (1 rows); e.g. customer_id A" in bad.output
+
+
+def test_features_writes_the_table(run, make_dataset, tmp_path):
+    out = tmp_path / "features.parquet"
+    result = run(
+        "features",
+        "--data",
+        make_dataset(),
+        "--as-of",
+        "2023-12-31",
+        "--as-of",
+        "2023-09-30",
+        "--out",
+        out,
+    )
+    assert result.exit_code == 0, result.output
+    frame = pd.read_parquet(out)
+    assert sorted(frame.as_of.astype(str).unique()) == ["2023-09-30", "2023-12-31"]
+
+
+def test_commands_refuse_broken_data_before_writing(run, make_dataset, tmp_path):
+    out = tmp_path / "features.parquet"
+    tables = base_tables()
+    tables["customers"].loc[1, "customer_id"] = "A"
+    result = run("features", "--data", make_dataset(tables), "--as-of", "2023-12-31", "--out", out)
+    assert result.exit_code == 1 and "customers.customer_id: must be unique" in result.output
+    assert not out.exists(), "nothing is written from data that breaks the contract"
+
+
+def test_train_promote_and_monitor(run, demo_data, tmp_path):
+    trained = run("train", "--data", demo_data, "--snapshots", "4")
+    assert trained.exit_code == 0, trained.output
+    assert (
+        "churn" in trained.output and "mlflow ui --backend-store-uri sqlite:///" in trained.output
+    )
+    promoted = run("promote")
+    assert promoted.exit_code == 0 and "challenger is already champion" in promoted.output
+    report = tmp_path / "report.html"
+    lenient = run(
+        "monitor",
+        "--data",
+        demo_data,
+        "--as-of",
+        "2026-06-30",
+        "--out",
+        report,
+        "--psi",
+        "10",
+        "--score-psi",
+        "10",
+        "--auc-drop",
+        "1",
+        "--ece-rise",
+        "1",
+    )
+    assert lenient.exit_code == 0 and "no alert" in lenient.output, lenient.output
+    assert report.exists() and report.with_suffix(".json").exists()
+    strict = run(
+        "monitor", "--data", demo_data, "--as-of", "2026-06-30", "--out", report, "--psi", "0"
+    )
+    assert strict.exit_code == 1, "an alert makes the command fail so a scheduler can page"
+
+
+def test_score_without_models_is_a_clear_error(run, make_dataset, tmp_path):
+    result = run(
+        "score", "--data", make_dataset(), "--as-of", "2023-12-31", "--out", tmp_path / "s.parquet"
+    )
+    assert result.exit_code == 1 and "run `tierwise train` first" in result.output
