@@ -5,6 +5,9 @@ BIN := $(VENV)/bin
 export TIERWISE_HOME ?= $(CURDIR)/.tierwise
 DEMO_DATA := $(TIERWISE_HOME)/demo-data
 DEMO_CUSTOMERS ?= 20000
+DEMO_AS_OF := 2026-06-30
+KEY_FILE := $(TIERWISE_HOME)/api-key
+PORT ?= 3000
 
 .PHONY: install demo test lint format bench clean
 
@@ -18,9 +21,27 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
 	touch $@
 
+# The main job on embedded defaults: demo data -> validate -> train -> promote -> score (and
+# the online store) -> monitor; then the service, in the foreground, with a request to paste.
 demo: install
 	$(BIN)/tierwise demo-data --out $(DEMO_DATA) --customers $(DEMO_CUSTOMERS)
 	$(BIN)/tierwise validate --data $(DEMO_DATA)
+	$(BIN)/tierwise train --data $(DEMO_DATA)
+	$(BIN)/tierwise promote
+	$(BIN)/tierwise score --data $(DEMO_DATA) --as-of $(DEMO_AS_OF) --out $(TIERWISE_HOME)/scores.parquet
+	$(BIN)/tierwise monitor --data $(DEMO_DATA) --as-of $(DEMO_AS_OF) --out $(TIERWISE_HOME)/report.html \
+		|| echo "(monitor raised alerts: see the top of the report)"
+	@test -s $(KEY_FILE) || (umask 077 && $(BIN)/python -c "import secrets; print(secrets.token_urlsafe(24))" > $(KEY_FILE))
+	@echo
+	@echo "Monitoring report: $(TIERWISE_HOME)/report.html   Notebooks: notebooks/*.py (jupytext; open with jupyter)"
+	@echo "MLflow UI:         $(BIN)/mlflow ui --backend-store-uri sqlite:///$(TIERWISE_HOME)/mlflow.db"
+	@echo "API key:           $$(cat $(KEY_FILE))   (in $(KEY_FILE))"
+	@$(BIN)/python -c "import pandas as pd; s = pd.read_parquet('$(TIERWISE_HOME)/scores.parquet'); \
+		c = s.sort_values(['churn_probability', 'customer_id']).customer_id.iloc[-1]; \
+		print('Once it is ready, try:'); \
+		print(f\"  curl -s -X POST http://127.0.0.1:$(PORT)/v1/suggestions -H 'Authorization: Bearer $$(cat $(KEY_FILE))' \
+		-H 'Content-Type: application/json' -d '{{\\\"customer_id\\\": \\\"{c}\\\", \\\"context\\\": {{\\\"channel\\\": \\\"phone\\\", \\\"agent_id\\\": \\\"a-1\\\"}}}}'\")"
+	TIERWISE_API_KEYS=$$(cat $(KEY_FILE)) $(BIN)/tierwise serve --port $(PORT)
 
 test: install
 	$(BIN)/ruff check .
