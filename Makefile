@@ -36,11 +36,10 @@ demo: install
 	@echo "Monitoring report: $(TIERWISE_HOME)/report.html   Notebooks: notebooks/*.py (jupytext; open with jupyter)"
 	@echo "MLflow UI:         $(BIN)/mlflow ui --backend-store-uri sqlite:///$(TIERWISE_HOME)/mlflow.db"
 	@echo "API key:           $$(cat $(KEY_FILE))   (in $(KEY_FILE))"
-	@$(BIN)/python -c "import pandas as pd; s = pd.read_parquet('$(TIERWISE_HOME)/scores.parquet'); \
-		c = s.sort_values(['churn_probability', 'customer_id']).customer_id.iloc[-1]; \
-		print('Once it is ready, try:'); \
-		print(f\"  curl -s -X POST http://127.0.0.1:$(PORT)/v1/suggestions -H 'Authorization: Bearer $$(cat $(KEY_FILE))' \
-		-H 'Content-Type: application/json' -d '{{\\\"customer_id\\\": \\\"{c}\\\", \\\"context\\\": {{\\\"channel\\\": \\\"phone\\\", \\\"agent_id\\\": \\\"a-1\\\"}}}}'\")"
+	@c=$$($(BIN)/python -c "import pandas as pd; s = pd.read_parquet('$(TIERWISE_HOME)/scores.parquet'); \
+		print(s.sort_values(['churn_probability', 'customer_id']).customer_id.iloc[-1])"); \
+	echo "Once it is ready, try (the riskiest demo customer):"; \
+	echo "  curl -s -X POST http://127.0.0.1:$(PORT)/v1/suggestions -H 'Authorization: Bearer $$(cat $(KEY_FILE))' -H 'Content-Type: application/json' -d '{\"customer_id\": \"$$c\", \"context\": {\"channel\": \"phone\", \"agent_id\": \"a-1\"}}'"
 	TIERWISE_API_KEYS=$$(cat $(KEY_FILE)) $(BIN)/tierwise serve --port $(PORT)
 
 test: install
