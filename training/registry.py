@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -59,6 +60,17 @@ def requirements() -> list[str]:
     ]
 
 
+def _log_pyfunc(folder: Path, target: str, name: str, signature):
+    return mlflow.pyfunc.log_model(
+        name=target,
+        python_model=features.pyfunc_model.__file__,
+        artifacts={"model": str(folder)},
+        pip_requirements=requirements(),
+        signature=signature,
+        registered_model_name=name,
+    )
+
+
 def log_target_model(
     folder: Path, target: str, name: str, example: pd.DataFrame, tags: dict
 ) -> str:
@@ -68,14 +80,10 @@ def log_target_model(
     ``champion``. Returns the version.
     """
     signature = mlflow.models.infer_signature(example, np.zeros(len(example)))
-    info = mlflow.pyfunc.log_model(
-        name=target,
-        python_model=features.pyfunc_model.__file__,
-        artifacts={"model": str(folder)},
-        pip_requirements=requirements(),
-        signature=signature,
-        registered_model_name=name,
-    )
+    with warnings.catch_warnings():
+        # An input example would make MLflow load and run the model once more per version.
+        warnings.filterwarnings("ignore", message="An input example was not provided")
+        info = _log_pyfunc(folder, target, name, signature)
     version = str(info.registered_model_version)
     mlflow_client = client(mlflow.get_tracking_uri())
     for key, value in tags.items():

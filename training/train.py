@@ -186,15 +186,19 @@ def _train_target(
     rows = frame[frame[label].notna()].reset_index(drop=True)
     y = rows[label].to_numpy(dtype=float)
     if y.sum() < config.min_positives:  # nothing to split (e.g. every customer holds the product)
-        return TargetResult(key, "skipped", f"{int(y.sum())} positives in {len(y)} rows (< {config.min_positives})")
+        return TargetResult(
+            key, "skipped", f"{int(y.sum())} positives in {len(y)} rows (< {config.min_positives})"
+        )
     split = split_rows(rows.as_of, rows[label], ds.settings.horizon_days, config.seed)
-    for part, mask in (("training", split.train), ("held-out", split.valid | split.test)):
+    floors = (
+        ("training", split.train, config.min_positives),
+        ("held-out", split.valid | split.test, config.min_holdout_positives),
+    )
+    for part, mask, floor in floors:
         positives = int(y[mask].sum())
-        if positives < config.min_positives:
+        if positives < floor:
             return TargetResult(
-                key,
-                "skipped",
-                f"{positives} positives in the {part} rows (< {config.min_positives})",
+                key, "skipped", f"{positives} positives in the {part} rows (< {floor})"
             )
     encoding = Encoding.fit(rows[split.train], names, categorical)
     x = encoding.matrix(rows)
