@@ -10,7 +10,7 @@ The ``*_response`` functions map the inference path's results onto these models.
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -25,6 +25,9 @@ FeedbackKind = Literal["accepted", "declined", "skipped", "not_shown"]
 Kind = Literal["retention", "upgrade", "cross_sell"]
 Band = Literal["low", "medium", "high"]
 
+CustomerId = Annotated[
+    str, Field(min_length=1, max_length=200, description="The customer's id in the customer base.")
+]
 _REQUEST = ConfigDict(extra="forbid", hide_input_in_errors=True, str_strip_whitespace=True)
 _VERSIONS_EXAMPLE = {
     "tierwise-churn": "3",
@@ -91,9 +94,7 @@ class SuggestionRequest(BaseModel):
         },
     )
 
-    customer_id: str = Field(
-        min_length=1, max_length=200, description="The customer's id in the customer base."
-    )
+    customer_id: CustomerId
     context: ContactContext = Field(description="The contact the suggestions are for.")
     max_suggestions: int = Field(
         3, ge=1, le=MAX_SUGGESTIONS, description="Most suggestions to return."
@@ -107,9 +108,7 @@ class ScoresRequest(BaseModel):
         **_REQUEST, json_schema_extra={"example": {"customer_id": "C0000042"}}
     )
 
-    customer_id: str = Field(
-        min_length=1, max_length=200, description="The customer's id in the customer base."
-    )
+    customer_id: CustomerId
 
 
 class FeedbackRequest(BaseModel):

@@ -76,6 +76,16 @@ def settings() -> Settings:
     return Settings()
 
 
+def _champions(config: Settings):
+    """The registry's champion models; none registered ends the command with what to run."""
+    from serving.scoring import load_champions
+
+    try:
+        return load_champions(config)
+    except LookupError as err:
+        _fail(str(err))
+
+
 def open_data(data: str, config: Settings, **overrides):
     """Load and validate a dataset; a broken contract ends the command with the report."""
     from features.contract import ContractError, connect, load_dataset
@@ -173,13 +183,10 @@ def score(
 ) -> None:
     """Score every customer in the population at a date with the champion models; refresh
     the online store the service reads (unless --no-store)."""
-    from serving.scoring import load_champions, score_customers, write_scores
+    from serving.scoring import score_customers, write_scores
 
     config = settings()
-    try:
-        models = load_champions(config)
-    except LookupError as err:
-        _fail(str(err))
+    models = _champions(config)
     ds = open_data(data, config)
     scores = score_customers(ds, as_of, models)
     write_scores(scores, out, models.versions)
@@ -194,13 +201,8 @@ def materialize(
     as_of: Annotated[str, typer.Option("--as-of", help="Latest data date to serve (YYYY-MM-DD).")],
 ) -> None:
     """Write every customer's latest features, tier and history into the online store."""
-    from serving.scoring import load_champions
-
     config = settings()
-    try:
-        models = load_champions(config)
-    except LookupError as err:
-        _fail(str(err))
+    models = _champions(config)
     ds = open_data(data, config)
     _refresh_store(ds, as_of, models, config)
 
