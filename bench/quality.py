@@ -69,7 +69,9 @@ def telco_to_contract(frame: pd.DataFrame, out: Path) -> Path:
     as_of = pd.Timestamp(AS_OF)
     months = frame["tenure"].to_numpy()
     # tenure 0 means signed up this month: a day inside it, before the snapshot.
-    signup = as_of - pd.to_timedelta(np.maximum(months * 30.44, 1 + rng.integers(0, 28, len(frame))), unit="D")
+    signup = as_of - pd.to_timedelta(
+        np.maximum(months * 30.44, 1 + rng.integers(0, 28, len(frame))), unit="D"
+    )
     signup = signup.normalize()
     closed = as_of + pd.to_timedelta(1 + rng.integers(0, HORIZON, len(frame)), unit="D")
     customers = frame[["customer_id", *PROFILE]].copy()
@@ -87,23 +89,38 @@ def telco_to_contract(frame: pd.DataFrame, out: Path) -> Path:
             "customer_id": frame["customer_id"].to_numpy()[rows],
             "ts": ts.tz_localize("UTC").astype("datetime64[us, UTC]"),
             "amount": np.round(frame["total_charges"].to_numpy()[rows] / payments[rows], 2),
-            "product": np.where(frame["internet_service"].to_numpy()[rows] == "No", "phone", "internet"),
+            "product": np.where(
+                frame["internet_service"].to_numpy()[rows] == "No", "phone", "internet"
+            ),
             "channel": frame["payment_method"].to_numpy()[rows],
         }
     ).to_parquet(out / "transactions.parquet", index=False)
 
     held = []
-    base = frame["internet_service"].map({"DSL": "internet_dsl", "Fiber optic": "internet_fiber", "No": None})
-    for product, has in [("phone", frame["phone_service"] == 1), ("plan", pd.Series(True, index=frame.index))]:
+    base = frame["internet_service"].map(
+        {"DSL": "internet_dsl", "Fiber optic": "internet_fiber", "No": None}
+    )
+    for product, has in [
+        ("phone", frame["phone_service"] == 1),
+        ("plan", pd.Series(True, index=frame.index)),
+    ]:
         held.append(pd.DataFrame({"customer_id": frame["customer_id"][has], "product": product}))
-    held.append(pd.DataFrame({"customer_id": frame["customer_id"][base.notna()], "product": base[base.notna()]}))
+    held.append(
+        pd.DataFrame(
+            {"customer_id": frame["customer_id"][base.notna()], "product": base[base.notna()]}
+        )
+    )
     for service in SERVICES:
         has = frame[service] == "Yes"
         held.append(pd.DataFrame({"customer_id": frame["customer_id"][has], "product": service}))
-    holdings = pd.concat(held, ignore_index=True).merge(customers[["customer_id", "signup_date", "closed_date"]])
+    holdings = pd.concat(held, ignore_index=True).merge(
+        customers[["customer_id", "signup_date", "closed_date"]]
+    )
     holdings = holdings.rename(columns={"signup_date": "opened", "closed_date": "closed"})
     fees = frame.set_index("customer_id")["monthly_charges"]
-    holdings["monthly_fee"] = np.where(holdings["product"] == "plan", holdings["customer_id"].map(fees), None)
+    holdings["monthly_fee"] = np.where(
+        holdings["product"] == "plan", holdings["customer_id"].map(fees), None
+    )
     holdings.to_parquet(out / "holdings.parquet", index=False)
     (out / "tierwise.yaml").write_text(
         f"churn_definition: closed\nhorizon_days: {HORIZON}\ndata_end: {(AS_OF + dt.timedelta(days=HORIZON)).isoformat()}\n"
@@ -131,7 +148,9 @@ def telco_quality(work: Path) -> dict:
     tic = time.perf_counter()
     train_models(load_dataset(train_dir), settings, [AS_OF], TrainingConfig(seed=SEED))
     seconds = time.perf_counter() - tic
-    scores = score_customers(load_dataset(full), AS_OF, load_champions(settings)).set_index("customer_id")
+    scores = score_customers(load_dataset(full), AS_OF, load_champions(settings)).set_index(
+        "customer_id"
+    )
     y_test = frame.set_index("customer_id").loc[test_ids, "churned"].to_numpy()
     p_tierwise = scores.loc[test_ids, "churn_probability"].to_numpy()
 
@@ -177,7 +196,10 @@ def training_time(work: Path, customers: int) -> dict:
         "seconds": seconds,
         "targets_trained": len(trained),
         "targets_skipped": [t.target for t in result.targets if t.status == "skipped"],
-        "per_target": {t.target: {"roc_auc": t.metrics["roc_auc"], "trees": t.metrics["trees"]} for t in trained},
+        "per_target": {
+            t.target: {"roc_auc": t.metrics["roc_auc"], "trees": t.metrics["trees"]}
+            for t in trained
+        },
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
 
@@ -187,7 +209,12 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=100_000)
     parser.add_argument("--skip-scale", action="store_true", help="only the telco comparison")
     args = parser.parse_args()
-    results: dict = {"machine": {"python": platform.python_version(), "cpus": len(__import__("os").sched_getaffinity(0))}}
+    results: dict = {
+        "machine": {
+            "python": platform.python_version(),
+            "cpus": len(__import__("os").sched_getaffinity(0)),
+        }
+    }
     with tempfile.TemporaryDirectory() as tmp:
         results["telco"] = telco_quality(Path(tmp))
         t = results["telco"]

@@ -14,8 +14,8 @@ Models: ``$TIERWISE_HOME`` is used when it has champion models and an online sto
 otherwise demo data is generated, trained and materialized under a temporary home. Each
 run writes its decisions to a fresh temporary decision log.
 
-    python bench/serving.py                          # c = 1, 8, 32; 10 s each
-    python bench/serving.py --duration 5 --levels 1,8
+    python bench/service_load.py                          # c = 1, 8, 32; 10 s each
+    python bench/service_load.py --duration 5 --levels 1,8
 """
 
 from __future__ import annotations
@@ -248,7 +248,6 @@ def customer_ids(home: Path, n: int) -> list[str]:
 
 
 def main() -> None:
-    sys.path.insert(0, str(ROOT))
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per level")
     parser.add_argument("--levels", default="1,8,32", help="concurrency levels")
