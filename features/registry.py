@@ -18,7 +18,11 @@ from features.model import Predictor
 
 PREFIX = "tierwise-"
 CHAMPION, CHALLENGER = "champion", "challenger"
+# Artifacts of a training run that promotion and monitoring read back.
 SPEC_FILE = "feature_spec.json"
+PROFILE_FILE = "feature_profile.json"
+HOLDOUT_DIR = "holdout"  # <target>.parquet: held-out feature rows plus the LABEL column
+LABEL = "__label__"
 
 
 def model_name(target: str) -> str:

@@ -177,7 +177,7 @@ class DecisionLog:
             row = conn.execute(
                 sa.select(decisions_table).where(decisions_table.c.decision_id == decision_id)
             ).first()
-        return None if row is None else _decision(row)
+        return None if row is None else decision_record(row)
 
     def add_feedback(
         self,
@@ -241,7 +241,7 @@ class DecisionLog:
                         )
                     )
             except IntegrityError:  # the unique key: this suggestion has feedback already
-                existing = _feedback(
+                existing = feedback_record(
                     conn.execute(
                         sa.select(feedback_table).where(
                             feedback_table.c.decision_id == decision_id,
@@ -262,7 +262,7 @@ class DecisionLog:
                 .where(feedback_table.c.decision_id == decision_id)
                 .order_by(feedback_table.c.feedback_id)
             ).all()
-        return [_feedback(r) for r in rows]
+        return [feedback_record(r) for r in rows]
 
     def declines(self, customer_id: str, since: dt.datetime) -> dict[str, list[dt.datetime]]:
         """Action key -> times (UTC) the customer declined it at or after ``since``.
@@ -321,7 +321,8 @@ def record_of(decision: Decision, context: Context, now: dt.datetime) -> Decisio
     )
 
 
-def _decision(row) -> DecisionRecord:
+def decision_record(row) -> DecisionRecord:
+    """A ``decisions`` table row as a record (times in UTC)."""
     return DecisionRecord(
         decision_id=row.decision_id,
         customer_id=row.customer_id,
@@ -335,7 +336,8 @@ def _decision(row) -> DecisionRecord:
     )
 
 
-def _feedback(row) -> FeedbackRecord:
+def feedback_record(row) -> FeedbackRecord:
+    """A ``feedback`` table row as a record (times in UTC)."""
     return FeedbackRecord(
         decision_id=row.decision_id,
         suggestion_id=row.suggestion_id,

@@ -46,17 +46,21 @@ from features.labels import build_labels, label_end
 from features.metrics import calibration_points, decile_lift, score_metrics
 from features.pipeline import build_features
 from features.profile import bin_labels, compare_shares, profile_column, psi
-from features.registry import client
+from features.registry import HOLDOUT_DIR, LABEL, PROFILE_FILE, client
 from features.settings import Settings
 from features.spine import as_of_dates
 from features.tiers import assign_tiers, tier_names
-from serving.decisions import DecisionRecord, FeedbackRecord, decisions_table, feedback_table
+from serving.decisions import (
+    DecisionRecord,
+    FeedbackRecord,
+    decision_record,
+    decisions_table,
+    feedback_record,
+    feedback_table,
+)
 from serving.scoring import ModelSet, load_champions, open_holdings, score_frame
 from serving.store import StoreMissingError, open_engine
 
-PROFILE_FILE = "feature_profile.json"
-HOLDOUT_DIR = "holdout"
-LABEL = "__label__"
 NO_RESPONSE = "no_response"
 RESPONSE_COLUMNS = ("accepted", "declined", "skipped", "not_shown", NO_RESPONSE)
 Z95 = 1.959963984540054
@@ -630,36 +634,9 @@ def read_decision_log(
             ).all()
     finally:
         engine.dispose()
-    decisions = [
-        DecisionRecord(
-            decision_id=r.decision_id,
-            customer_id=r.customer_id,
-            created_at=r.created_at,
-            context=json.loads(r.context),
-            probabilities=json.loads(r.probabilities),
-            suggestions=json.loads(r.suggestions),
-            control=bool(r.control),
-            model_versions=json.loads(r.model_versions),
-            as_of=r.as_of,
-        )
-        for r in decision_rows
-    ]
+    decisions = [decision_record(r) for r in decision_rows]
     kept = {d.decision_id for d in decisions}
-    feedback = [
-        FeedbackRecord(
-            decision_id=r.decision_id,
-            suggestion_id=r.suggestion_id,
-            response=r.response,
-            agent_id=r.agent_id,
-            created_at=r.created_at,
-            customer_id=r.customer_id,
-            action=r.action,
-            kind=r.kind,
-            note=r.note,
-        )
-        for r in feedback_rows
-        if r.decision_id in kept
-    ]
+    feedback = [feedback_record(r) for r in feedback_rows if r.decision_id in kept]
     return decisions, feedback
 
 

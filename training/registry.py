@@ -18,6 +18,8 @@ import features.pyfunc_model
 from features.registry import (
     CHALLENGER,
     CHAMPION,
+    HOLDOUT_DIR,
+    LABEL,
     PREFIX,
     client,
     load_version,
@@ -29,7 +31,6 @@ from features.settings import Settings
 from training.evaluate import score_metrics
 
 EXPERIMENT = "tierwise"
-HOLDOUT_DIR = "holdout"
 
 
 def start_tracking(settings: Settings) -> str:
@@ -157,7 +158,7 @@ def _decide(mlflow_client, uri: str, name: str, force: bool, tol: Tolerances) ->
         return PromotionDecision(name, old, new, False, "challenger is already champion")
     candidate = load_version(uri, name, new)
     holdout = _holdout(candidate.run_id, candidate.predictor.target)
-    y = holdout.pop("__label__").to_numpy()
+    y = holdout.pop(LABEL).to_numpy()
     figures = score_metrics(y, candidate.predictor.predict_frame(holdout))
     decision = PromotionDecision(name, old, new, True, "no champion yet")
     decision.challenger_roc_auc, decision.challenger_ece = figures["roc_auc"], figures["ece"]

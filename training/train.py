@@ -24,7 +24,7 @@ from features.labels import build_labels, default_as_of
 from features.model import Encoding, Predictor
 from features.pipeline import build_features
 from features.profile import profile_frame
-from features.registry import SPEC_FILE, model_name
+from features.registry import HOLDOUT_DIR, LABEL, PROFILE_FILE, SPEC_FILE, model_name
 from features.settings import Settings
 from training import plots
 from training.calibration import fit_calibration
@@ -36,7 +36,7 @@ from training.evaluate import (
     slice_metrics,
 )
 from training.fit import BoosterParams, fit_baseline, fit_booster, split_rows
-from training.registry import HOLDOUT_DIR, log_target_model, start_tracking
+from training.registry import log_target_model, start_tracking
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +143,7 @@ def train_models(
         mlflow.log_dict(spec.to_dict(), SPEC_FILE)
         kinds = {f.name: f.kind for f in catalogue}
         latest = frame[frame.as_of == frame.as_of.max()]
-        mlflow.log_dict(profile_frame(latest, kinds), "feature_profile.json")
+        mlflow.log_dict(profile_frame(latest, kinds), PROFILE_FILE)
         mlflow.log_metric("seconds_features", seconds_features)
         results = []
         for label in labels:
@@ -246,7 +246,7 @@ def _train_target(
         work / "plots", key, y_test, raw, calibrated, importance, baseline_scores
     ):
         mlflow.log_artifact(str(path), "plots")
-    holdout = test[names].assign(__label__=y_test)
+    holdout = test[names].assign(**{LABEL: y_test})
     holdout_path = work / HOLDOUT_DIR / f"{key}.parquet"
     holdout_path.parent.mkdir(parents=True, exist_ok=True)
     holdout.to_parquet(holdout_path, index=False)
