@@ -66,7 +66,10 @@ def load_version(
 ) -> LoadedModel:
     """Download a registered version's native files and load its predictor."""
     mv = client(tracking_uri).get_model_version(name, version)
+    # models:/ URIs resolve through the global registry URI: set both, or a URI set by an
+    # earlier call in this process (another tracking server) would be used.
     mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
     root = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}"))
     folder = root / "artifacts" / "model"
     spec = json.loads((folder / SPEC_FILE).read_text())
