@@ -28,7 +28,7 @@ demo: install
 	$(BIN)/tierwise validate --data $(DEMO_DATA)
 	$(BIN)/tierwise train --data $(DEMO_DATA)
 	$(BIN)/tierwise promote
-	$(BIN)/tierwise score --data $(DEMO_DATA) --as-of $(DEMO_AS_OF) --out $(TIERWISE_HOME)/scores.parquet
+	$(BIN)/tierwise score --data $(DEMO_DATA) --as-of $(DEMO_AS_OF) --out $(TIERWISE_HOME)/scores
 	$(BIN)/tierwise monitor --data $(DEMO_DATA) --as-of $(DEMO_AS_OF) --out $(TIERWISE_HOME)/report.html \
 		|| echo "(monitor raised alerts: see the top of the report)"
 	@test -s $(KEY_FILE) || (umask 077 && $(BIN)/python -c "import secrets; print(secrets.token_urlsafe(24))" > $(KEY_FILE))
@@ -36,7 +36,7 @@ demo: install
 	@echo "Monitoring report: $(TIERWISE_HOME)/report.html   Notebooks: notebooks/*.py (jupytext; open with jupyter)"
 	@echo "MLflow UI:         $(BIN)/mlflow ui --backend-store-uri sqlite:///$(TIERWISE_HOME)/mlflow.db"
 	@echo "API key:           $$(cat $(KEY_FILE))   (in $(KEY_FILE))"
-	@c=$$($(BIN)/python -c "import pandas as pd; s = pd.read_parquet('$(TIERWISE_HOME)/scores.parquet'); \
+	@c=$$($(BIN)/python -c "import pandas as pd; s = pd.read_parquet('$(TIERWISE_HOME)/scores'); \
 		print(s.sort_values(['churn_probability', 'customer_id']).customer_id.iloc[-1])"); \
 	echo "Once it is ready, try (the riskiest demo customer):"; \
 	echo "  curl -s -X POST http://127.0.0.1:$(PORT)/v1/suggestions -H 'Authorization: Bearer $$(cat $(KEY_FILE))' -H 'Content-Type: application/json' -d '{\"customer_id\": \"$$c\", \"context\": {\"channel\": \"phone\", \"agent_id\": \"a-1\"}}'"

@@ -158,7 +158,7 @@ def assign_tiers(
         f"SELECT * FROM ({tier_sql(ds, 'spine', scheme)}) t ORDER BY customer_id, as_of"
     ).df()
     frame["tier_reason"] = [
-        _reason(scheme, tier, rank, value, threshold, next_tier, gap)
+        tier_reason(scheme, tier, rank, value, threshold, next_tier, gap)
         for tier, rank, value, threshold, next_tier, gap in zip(
             frame["value_tier"],
             frame["value_tier_rank"],
@@ -441,7 +441,7 @@ def _rank_case(expr: str, names: Sequence[str]) -> str:
 # -- reasons -----------------------------------------------------------------------------------
 
 
-def _reason(
+def tier_reason(
     scheme: TierScheme,
     tier: str | None,
     rank: int | float | None,

@@ -275,6 +275,27 @@ class DecisionLog:
             ).all()
         return collect_declines((a, r, _utc(at)) for a, r, at in rows)
 
+    def all_declines(
+        self, since: dt.datetime, until: dt.datetime
+    ) -> dict[str, dict[str, list[dt.datetime]]]:
+        """Customer -> action -> decline times (UTC) within [since, until], for batch runs."""
+        query = sa.select(
+            feedback_table.c.customer_id,
+            feedback_table.c.action,
+            feedback_table.c.response,
+            feedback_table.c.created_at,
+        ).where(
+            feedback_table.c.response == "declined",
+            feedback_table.c.created_at >= _naive_utc(since),
+            feedback_table.c.created_at <= _naive_utc(until),
+        )
+        with self._log.connect() as conn:
+            rows = conn.execute(query).all()
+        by_customer: dict[str, list[tuple[str, str, dt.datetime]]] = {}
+        for customer_id, action, response, at in rows:
+            by_customer.setdefault(customer_id, []).append((action, response, _utc(at)))
+        return {c: collect_declines(f) for c, f in sorted(by_customer.items())}
+
     def count(self) -> tuple[int, int]:
         """Numbers of decisions and of feedback rows."""
         with self._log.connect() as conn:

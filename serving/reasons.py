@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import calendar
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -77,10 +77,24 @@ def top_reasons(
     if matrix.shape[0] != 1:
         raise ValueError(f"top_reasons explains one row, got {matrix.shape[0]}")
     contributions = np.asarray(predictor.contributions(matrix))[0, :-1]  # last column: bias
+    return reasons_of(contributions, predictor.encoding.features, values, features, k)
+
+
+def reasons_of(
+    contributions: np.ndarray,
+    names: Sequence[str],
+    values: Mapping[str, Any],
+    features: Mapping[str, Feature],
+    k: int = 3,
+) -> list[Reason]:
+    """``top_reasons`` from one row's contributions (``names`` in the same order, no bias).
+
+    For callers that computed the contributions of many rows at once (batch scoring).
+    """
     pushes = sorted(
         (
             (float(c), name)
-            for name, c in zip(predictor.encoding.features, contributions, strict=True)
+            for name, c in zip(names, contributions, strict=True)
             if c > 0 and name in features
         ),
         key=lambda t: (-t[0], t[1]),

@@ -1,18 +1,20 @@
-"""Scoring customers with the registry's champion models (batch; the service shares the predictor)."""
+"""Scoring customers with the registry's champion models, in memory (monitoring, notebooks).
+
+The nightly job over the whole base is ``serving.batch``; the service shares the predictor.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from features.catalogue import FeatureSpec
 from features.contract import Dataset
+from features.history import held_products_sql
 from features.pipeline import build_features
 from features.registry import CHAMPION, LoadedModel, load_aliased
 from features.settings import Settings
@@ -76,22 +78,11 @@ def _keys(frame: pd.DataFrame) -> pd.MultiIndex:
     )
 
 
-def open_holdings_sql(spine: str) -> str:
-    """(customer_id, as_of, product) for spine rows holding a product open at their as-of date.
-
-    The one definition of "holds at t" for both engines (DuckDB here, Spark by transpiling).
-    """
-    return f"""SELECT DISTINCT s.customer_id, s.as_of, h.product
-        FROM {spine} s JOIN holdings h ON h.customer_id = s.customer_id
-        WHERE h.opened <= s.as_of AND (h.closed IS NULL OR h.closed > s.as_of)"""
-
-
 def open_holdings(ds: Dataset, as_of: list[dt.date]) -> pd.DataFrame | None:
     """Holdings open at each date for the population then; None without a holdings table."""
-    if "holdings" not in ds.tables:
-        return None
     register_spine(ds, as_of, name="holdings_spine")
-    return ds.con.execute(open_holdings_sql("holdings_spine")).df()
+    sql = held_products_sql(ds, "holdings_spine")
+    return None if sql is None else ds.con.execute(sql).df()
 
 
 def score_customers(ds: Dataset, as_of: dt.date | str, models: ModelSet) -> pd.DataFrame:
@@ -107,19 +98,3 @@ def score_customers(ds: Dataset, as_of: dt.date | str, models: ModelSet) -> pd.D
     scores = pd.concat(parts, axis=1)
     scores["model_versions"] = ",".join(f"{n}={v}" for n, v in sorted(models.versions.items()))
     return scores
-
-
-def write_scores(scores: pd.DataFrame, out: Path, versions: dict[str, str]) -> Path:
-    """Write the scores table atomically (a temporary file renamed into place)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    out.parent.mkdir(parents=True, exist_ok=True)
-    table = pa.Table.from_pandas(scores, preserve_index=False)
-    table = table.replace_schema_metadata(
-        {**(table.schema.metadata or {}), b"tierwise.model_versions": json.dumps(versions).encode()}
-    )
-    staging = out.with_name(f".{out.name}.tmp")
-    pq.write_table(table, staging)
-    os.replace(staging, out)
-    return out

@@ -12,9 +12,9 @@ PostgreSQL, or any database SQLAlchemy speaks, by URL.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
-import math
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,12 +25,22 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from features.catalogue import Feature, feature_index, render_reason
+from features.catalogue import FeatureSpec
 from features.contract import Dataset
-from features.history import build_history
-from features.pipeline import build_features
-from features.spine import as_of_dates
-from features.tiers import assign_tiers
+from features.history import COLUMNS as HISTORY_COLUMNS
+from features.spine import as_of_dates, register_spine
+from serving.inputs import (
+    HELD,
+    Population,
+    as_float,
+    as_text,
+    feature_columns,
+    held_of,
+    inputs_sql,
+    merged_spec,
+    read_chunks,
+    tier_context,
+)
 
 if TYPE_CHECKING:
     from serving.scoring import ModelSet
@@ -55,6 +65,7 @@ class StoreInfo:
     built_at: dt.datetime
     model_versions: dict[str, str] = field(default_factory=dict)
     specs: list[dict] = field(default_factory=list)  # feature specs of the models, as dicts
+    run: str = ""  # the batch run the rows came from (``tierwise score``), if any
 
     def to_json(self) -> str:
         return json.dumps(
@@ -64,6 +75,7 @@ class StoreInfo:
                 "built_at": self.built_at.isoformat(),
                 "model_versions": self.model_versions,
                 "specs": self.specs,
+                "run": self.run,
             },
             sort_keys=True,
         )
@@ -77,6 +89,7 @@ class StoreInfo:
             built_at=dt.datetime.fromisoformat(data["built_at"]),
             model_versions=dict(data.get("model_versions") or {}),
             specs=list(data.get("specs") or []),
+            run=str(data.get("run") or ""),
         )
 
 
@@ -295,7 +308,7 @@ class OnlineStore:
                     with self.engine.begin() as conn:
                         conn.execute(staging.insert(), list(chunk))
                     rows += len(chunk)
-            info = StoreInfo(info.as_of, rows, info.built_at, info.model_versions, info.specs)
+            info = dataclasses.replace(info, rows=rows)
             retired = f"{TABLE}_old_{token}"
             with self.engine.begin() as conn:
                 _META.create_all(conn)
@@ -323,14 +336,17 @@ class OnlineStore:
 
 # -- building the rows -------------------------------------------------------------------------
 
+INPUTS_TABLE = "serving_inputs"
+
 
 def build_rows(
     ds: Dataset, as_of: dt.date | str, models: ModelSet, chunk_rows: int = CHUNK_ROWS
 ) -> tuple[StoreInfo, Iterator[list[dict[str, Any]]]]:
     """The store rows of the population at ``as_of``, for the features the models need.
 
-    Computes the features of every feature spec of ``models`` (one spec when they were
-    trained together), the tiers and the recent history, then yields rows in chunks.
+    Computes the serving inputs (``serving.inputs``: features, history, products held) into
+    a DuckDB temporary table, then yields rows in chunks. Nothing else may run on
+    ``ds.con`` while the chunks are read.
 
     Returns:
         The refresh's ``StoreInfo`` (``rows`` set) and an iterator of row chunks.
@@ -339,27 +355,33 @@ def build_rows(
         ValueError: ``as_of`` is not an ISO date.
     """
     dates = as_of_dates([as_of])
-    groups = models.by_spec()
-    frame: pd.DataFrame | None = None
-    for spec, _targets in groups:
-        features = build_features(ds, dates, spec).set_index("customer_id")
-        if frame is None:
-            frame = features
-        else:  # same definitions under the same names: add only what is new
-            frame = frame.join(features[features.columns.difference(frame.columns)])
-    assert frame is not None, "a ModelSet always has a model"
-    tiers = assign_tiers(ds, dates).set_index("customer_id")
-    history = build_history(ds, dates).set_index("customer_id")
-    index = feature_index(groups[0][0])
-    context = _tier_context(frame, tiers, ds, index.get("days_in_tier"))
-    info = StoreInfo(
-        as_of=dates[0],
-        rows=len(frame),
+    spec = merged_spec([s for s, _ in models.by_spec()])
+    register_spine(ds, dates)
+    ds.con.execute(f"CREATE OR REPLACE TEMP TABLE {INPUTS_TABLE} AS {inputs_sql(ds, spec)}")
+    rows = ds.con.execute(f"SELECT count(*) FROM {INPUTS_TABLE}").fetchall()[0][0]
+    info = store_info(models, dates[0], rows)
+    return info, store_chunks(ds, INPUTS_TABLE, spec, chunk_rows)
+
+
+def store_info(models: ModelSet, as_of: dt.date, rows: int = 0, run: str = "") -> StoreInfo:
+    """The metadata of a refresh for ``models`` at ``as_of`` (built now)."""
+    return StoreInfo(
+        as_of=as_of,
+        rows=rows,
         built_at=dt.datetime.now(dt.UTC).replace(microsecond=0),
         model_versions=dict(sorted(models.versions.items())),
-        specs=[spec.to_dict() for spec, _ in groups],
+        specs=[spec.to_dict() for spec, _ in models.by_spec()],
+        run=run,
     )
-    return info, _chunks(frame, context, history, chunk_rows)
+
+
+def store_chunks(
+    ds: Dataset, table: str, spec: FeatureSpec, chunk_rows: int = CHUNK_ROWS
+) -> Iterator[list[dict[str, Any]]]:
+    """Store rows from the serving inputs in ``table`` (a DuckDB table expression), in chunks."""
+    population = Population.of(ds, table)
+    for chunk in read_chunks(ds, table, chunk_rows):
+        yield store_rows(chunk, tier_context(chunk, population, spec))
 
 
 def materialize(
@@ -370,83 +392,34 @@ def materialize(
     return store.refresh(chunks, info)
 
 
-def _tier_context(
-    frame: pd.DataFrame, tiers: pd.DataFrame, ds: Dataset, days_feature: Feature | None
-) -> pd.DataFrame:
-    """Per customer: tier reason, next tier and gap, for the tier the service shows.
-
-    Without a tiers table the service tier is the value tier, and tiers.py has its reason,
-    next tier and gap. With one, the next tier is the next in ``tier_order`` and the gap
-    the value missing to the median value of that tier's customers (a bank's tier rules are
-    not in the data, so this is what a customer of the next tier typically brings).
-    """
-    out = pd.DataFrame(index=frame.index)
-    out["value_tier"] = tiers["value_tier"].reindex(frame.index)
-    value_reason = tiers["tier_reason"].reindex(frame.index)
-    if "tiers" not in ds.tables:
-        out["tier_reason"] = value_reason
-        out["next_tier"] = tiers["next_tier"].reindex(frame.index)
-        out["gap_to_next_tier"] = tiers["gap_to_next_tier"].reindex(frame.index)
-        return out
-    order = ds.tier_order
-    rank = frame["tier_rank"]
-    medians = frame.groupby("tier_rank")["value"].median()
-    next_rank = rank + 1
-    out["next_tier"] = [
-        order[int(r)] if pd.notna(r) and int(r) < len(order) else None for r in next_rank
-    ]
-    target = next_rank.map(medians)
-    out["gap_to_next_tier"] = np.where(
-        target.notna() & out["next_tier"].notna(), np.maximum(target - frame["value"], 0.0), np.nan
-    )
-    reasons = []
-    for tier, days, value_text in zip(
-        frame["tier"], frame["days_in_tier"], value_reason, strict=True
-    ):
-        parts = []
-        if _present(tier):
-            held = _render(days_feature, days) if days_feature is not None else ""
-            parts.append(f"{tier} tier, {held}" if held else f"{tier} tier")
-        if _present(value_text):
-            parts.append(f"value tier {value_text}")
-        reasons.append("; ".join(parts) or None)
-    out["tier_reason"] = reasons
-    return out
-
-
-def _chunks(
-    frame: pd.DataFrame, context: pd.DataFrame, history: pd.DataFrame, chunk_rows: int
-) -> Iterator[list[dict[str, Any]]]:
-    feature_columns = [c for c in frame.columns if c != "as_of"]
-    history_columns = [c for c in history.columns if c not in ("as_of", "products_held")]
-    history = history.reindex(frame.index)
-    for start in range(0, len(frame), chunk_rows):
-        part = frame.iloc[start : start + chunk_rows]
-        ctx = context.iloc[start : start + chunk_rows]
-        hist = history.iloc[start : start + chunk_rows]
-        features = _records(part[feature_columns])
-        histories = _records(hist[history_columns])
-        rows = []
-        for i, customer_id in enumerate(part.index):
-            values = features[i]
-            held = hist["products_held"].iat[i]
-            rows.append(
-                {
-                    "customer_id": customer_id,
-                    "as_of": _day(part["as_of"].iat[i]),
-                    "tier": values.get("tier"),
-                    "tier_rank": _int(values.get("tier_rank")),
-                    "value": _float(values.get("value")) or 0.0,
-                    "value_tier": _text(ctx["value_tier"].iat[i]),
-                    "tier_reason": _text(ctx["tier_reason"].iat[i]),
-                    "next_tier": _text(ctx["next_tier"].iat[i]),
-                    "gap_to_next_tier": _float(ctx["gap_to_next_tier"].iat[i]),
-                    "held": json.dumps(sorted(held) if isinstance(held, list) else []),
-                    "history": _json(histories[i]),
-                    "features": _json(values),
-                }
-            )
-        yield rows
+def store_rows(chunk: pd.DataFrame, context: pd.DataFrame) -> list[dict[str, Any]]:
+    """The store rows of a chunk of serving inputs and its ``inputs.tier_context``."""
+    features = _records(chunk[feature_columns(chunk)])
+    history = chunk[list(HISTORY_COLUMNS)].copy()
+    for column in history.columns:  # dates as dates (ISO strings in JSON), not timestamps
+        if pd.api.types.is_datetime64_any_dtype(history[column]):
+            history[column] = history[column].dt.date
+    histories = _records(history)
+    rows = []
+    for i, customer_id in enumerate(chunk["customer_id"]):
+        values = features[i]
+        rows.append(
+            {
+                "customer_id": customer_id,
+                "as_of": _day(chunk["as_of"].iat[i]),
+                "tier": values.get("tier"),
+                "tier_rank": _int(values.get("tier_rank")),
+                "value": as_float(values.get("value")) or 0.0,
+                "value_tier": as_text(context["value_tier"].iat[i]),
+                "tier_reason": as_text(context["tier_reason"].iat[i]),
+                "next_tier": as_text(context["next_tier"].iat[i]),
+                "gap_to_next_tier": as_float(context["gap_to_next_tier"].iat[i]),
+                "held": json.dumps(held_of(chunk[HELD].iat[i])),
+                "history": _json(histories[i]),
+                "features": _json(values),
+            }
+        )
+    return rows
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -467,27 +440,8 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot store {type(value).__name__} in the online store")
 
 
-def _render(feature: Feature, days: Any) -> str:
-    return render_reason(feature, days) if _present(days) else ""
-
-
-def _present(value: Any) -> bool:
-    return value is not None and not (isinstance(value, float) and math.isnan(value))
-
-
-def _text(value: Any) -> str | None:
-    return str(value) if _present(value) else None
-
-
-def _float(value: Any) -> float | None:
-    if not _present(value):
-        return None
-    v = float(value)
-    return v if math.isfinite(v) else None
-
-
 def _int(value: Any) -> int | None:
-    v = _float(value)
+    v = as_float(value)
     return None if v is None else int(v)
 
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from features.catalogue import Feature, feature_index, slugs
-from serving.policy import Context, Customer, PolicyConfig, rank_actions, risk_band
+from serving.policy import Context, Customer, PolicyConfig, Ranking, rank_actions, risk_band
 from serving.reasons import Reason, suggestion_points, talking_points, top_reasons
 
 if TYPE_CHECKING:
@@ -204,16 +204,7 @@ def suggest(
     """
     work = _Work(customer, scorer, config)
     assessment = work.assessment()
-    ranking = rank_actions(
-        work.policy_customer(),
-        context,
-        config,
-        declines,
-        now,
-        max_suggestions,
-        decision_id,
-        scorer.product_by_target,
-    )
+    ranking = work.rank(context, declines, now, max_suggestions, decision_id)
     values = work.point_values()
     suggestions = tuple(
         SuggestionView(
@@ -234,6 +225,28 @@ def suggest(
     return Decision(decision_id, assessment, suggestions, ranking.control, ranking.eligible)
 
 
+def rank(
+    customer: StoredCustomer,
+    scorer: Scorer,
+    config: PolicyConfig,
+    context: Context,
+    declines: Mapping[str, Sequence[dt.datetime]],
+    now: dt.datetime,
+    max_suggestions: int,
+    decision_id: str,
+    probabilities: Mapping[str, float | None],
+) -> Ranking:
+    """The policy's ranking for a customer whose probabilities are already known.
+
+    What ``suggest`` ranks, for callers that predicted many customers at once (batch
+    scoring): ``customer.features`` needs only the profile features the policy reads
+    (``Scorer.profile_features``), and ``probabilities`` maps every target to its
+    calibrated probability (None where the customer holds the cross-sell product).
+    """
+    work = _Work(customer, scorer, config, probabilities)
+    return work.rank(context, declines, now, max_suggestions, decision_id)
+
+
 def suggestion_id(decision_id: str, action: str) -> str:
     """A suggestion's id: stable for a decision and action, unique across decisions."""
     return hashlib.sha256(f"{decision_id}:{action}".encode()).hexdigest()[:24]
@@ -242,20 +255,49 @@ def suggestion_id(decision_id: str, action: str) -> str:
 class _Work:
     """One customer's inference, computing each model's output at most once."""
 
-    def __init__(self, customer: StoredCustomer, scorer: Scorer, config: PolicyConfig) -> None:
+    def __init__(
+        self,
+        customer: StoredCustomer,
+        scorer: Scorer,
+        config: PolicyConfig,
+        probabilities: Mapping[str, float | None] | None = None,
+    ) -> None:
         self.customer = customer
         self.scorer = scorer
         self.config = config
+        self._reasons: dict[str, tuple[Reason, ...]] = {}
+        if probabilities is not None:
+            self.probabilities = dict(probabilities)
+            return
         self.rows = scorer.encode(customer.features)
         held = set(customer.held)
-        self.probabilities: dict[str, float | None] = {}
+        self.probabilities = {}
         for target, predictor in scorer.predictors.items():
             if scorer.product_by_target.get(target) in held:
                 self.probabilities[target] = None  # no offer of what the customer has
                 continue
             p = float(predictor.predict(self.rows[target])[0])
             self.probabilities[target] = p if math.isfinite(p) else None
-        self._reasons: dict[str, tuple[Reason, ...]] = {}
+
+    def rank(
+        self,
+        context: Context,
+        declines: Mapping[str, Sequence[dt.datetime]],
+        now: dt.datetime,
+        max_suggestions: int,
+        decision_id: str,
+    ) -> Ranking:
+        """The policy's ranking of this customer's actions for a contact."""
+        return rank_actions(
+            self.policy_customer(),
+            context,
+            self.config,
+            declines,
+            now,
+            max_suggestions,
+            decision_id,
+            self.scorer.product_by_target,
+        )
 
     def reasons(self, target: str) -> tuple[Reason, ...]:
         """The top reasons behind a model's score (its contributions, computed once)."""

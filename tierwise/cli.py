@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -13,6 +15,7 @@ from features.settings import Settings
 if TYPE_CHECKING:
     from features.contract import Dataset
     from serving.scoring import ModelSet
+    from serving.store import StoreInfo
 
 app = typer.Typer(
     help="Tierwise: value tiers, churn, upgrade and cross-sell models, next best actions.",
@@ -29,6 +32,14 @@ HorizonOption = Annotated[
     int | None, typer.Option("--horizon-days", min=1, help="Overrides tierwise.yaml.")
 ]
 ChurnOption = Annotated[str | None, typer.Option("--churn-definition", help="closed or inactive.")]
+EngineOption = Annotated[
+    str,
+    typer.Option(
+        "--engine",
+        help="duckdb (this machine) or spark (the cluster of the usual Spark settings; "
+        "local[*] by default; needs `pip install .[spark]`).",
+    ),
+]
 
 
 @app.callback()
@@ -101,13 +112,26 @@ def open_data(data: str, config: Settings, **overrides):
 
 @app.command()
 def features(
-    data: DataOption, as_of: AsOfOption, out: Annotated[Path, typer.Option(help="Parquet file.")]
+    data: DataOption,
+    as_of: AsOfOption,
+    out: Annotated[Path, typer.Option(help="Parquet file (a folder of parts on Spark).")],
+    engine: EngineOption = "duckdb",
 ) -> None:
     """Compute point-in-time features for the population at each as-of date."""
     from features.pipeline import write_features
 
+    if engine not in ("duckdb", "spark"):
+        _fail(f"--engine must be duckdb or spark, got {engine!r}")
     ds = open_data(data, settings())
-    rows = write_features(ds, as_of, out)
+    try:
+        if engine == "spark":
+            from features.spark import write_spark_features
+
+            rows = write_spark_features(ds, as_of, out)
+        else:
+            rows = write_features(ds, as_of, out)
+    except (ValueError, ImportError) as err:
+        _fail(str(err))
     typer.echo(f"features: {rows:,} rows written to {out}")
 
 
@@ -176,23 +200,70 @@ def promote(
 def score(
     data: DataOption,
     as_of: Annotated[str, typer.Option("--as-of", help="Score as of this date (YYYY-MM-DD).")],
-    out: Annotated[Path, typer.Option(help="Parquet file to write.")],
+    out: Annotated[Path, typer.Option(help="Output: a link to the run's folder of parquet parts.")],
+    top: Annotated[int, typer.Option(min=1, max=10, help="Suggestions per customer.")] = 3,
+    reasons: Annotated[
+        bool, typer.Option("--reasons", help="Add the top reasons of churn and each suggestion.")
+    ] = False,
+    channel: Annotated[
+        str, typer.Option(help="Channel the suggestions are for (policy channel weight).")
+    ] = "batch",
+    chunk_rows: Annotated[
+        int, typer.Option(min=1, help="Customers per chunk (one parquet part each).")
+    ] = 100_000,
+    engine: EngineOption = "duckdb",
     no_store: Annotated[
         bool, typer.Option("--no-store", help="Do not refresh the online store.")
     ] = False,
 ) -> None:
-    """Score every customer in the population at a date with the champion models; refresh
-    the online store the service reads (unless --no-store)."""
-    from serving.scoring import score_customers, write_scores
+    """Score every customer at a date: probabilities, tiers and the policy's top suggestions,
+    as partitioned parquet switched in atomically; refresh the online store from the same run
+    (unless --no-store). An interrupted run started again continues where it stopped."""
+    from features.spine import as_of_dates
+    from serving.batch import BatchError, BatchOptions, read_declines, run_batch
+    from serving.service import StartupError, load_policy
+    from serving.store import OnlineStore
 
     config = settings()
+    try:
+        day = as_of_dates([as_of])[0]
+        options = BatchOptions(top, reasons, channel, chunk_rows, engine)  # type: ignore[arg-type]
+        policy = load_policy(config)
+    except (ValueError, StartupError) as err:
+        _fail(str(err))
     models = _champions(config)
     ds = open_data(data, config)
-    scores = score_customers(ds, as_of, models)
-    write_scores(scores, out, models.versions)
-    typer.echo(f"scores: {len(scores):,} customers as of {as_of} written to {out}")
-    if not no_store:
-        _refresh_store(ds, as_of, models, config)
+    declines = read_declines(config.decisions_url(), day, policy)
+    store = None if no_store else OnlineStore(config.online_url())
+    # A bar on a terminal only: CI logs get the summary line, not a line per update.
+    bar = typer.progressbar(length=1, label="scoring", file=sys.stderr)
+
+    def progress(done: int, total: int) -> None:
+        bar.length = total
+        bar.update(done - bar.pos)
+
+    try:
+        with bar if sys.stderr.isatty() else contextlib.nullcontext():
+            result = run_batch(
+                ds,
+                day,
+                models,
+                policy,
+                out,
+                options,
+                store=store,
+                declines=declines,
+                progress=progress if sys.stderr.isatty() else None,
+            )
+    except (BatchError, ImportError) as err:
+        _fail(str(err))
+    resumed = f" ({result.resumed_parts} resumed)" if result.resumed_parts else ""
+    typer.echo(
+        f"scores: {result.rows:,} customers as of {day} in {result.parts} part(s){resumed}: "
+        f"{out} -> {result.out.name} ({result.seconds['total']:.1f} s)"
+    )
+    if result.store is not None:
+        _echo_store(result.store)
 
 
 @app.command()
@@ -215,6 +286,10 @@ def _refresh_store(ds: Dataset, as_of: str, models: ModelSet, config: Settings) 
         info = materialize(ds, as_of, models, OnlineStore(config.online_url()))
     except ValueError as err:
         _fail(str(err))
+    _echo_store(info)
+
+
+def _echo_store(info: StoreInfo) -> None:
     typer.echo(
         f"online store: {info.rows:,} customers as of {info.as_of} for models "
         + ", ".join(f"{n} v{v}" for n, v in info.model_versions.items())

@@ -20,13 +20,9 @@ from features.spark import (
     transpile,
     write_spark_features,
 )
-from serving.scoring import load_champions, score_customers
-from serving.spark_scoring import spark_scores
 from tests.conftest import base_tables
 
 FEATURE_DATES = ("2025-12-31", "2026-06-30")
-SCORE_DATES = ("2025-12-31", "2026-06-30")
-PROBABILITY_TOLERANCE = 1e-9
 FEATURE_RTOL = 1e-9
 
 
@@ -161,25 +157,3 @@ def test_spark_reads_other_sources_like_duckdb(source, make_dataset, spark, tmp_
     # then they agree
     categorical = {f.name for f in features_of(spec) if f.kind == "categorical"}
     assert_same_features(build_features(ds, dates, spec), on_spark, categorical)
-
-
-def test_spark_scores_equal_batch_scores(trained, spark):
-    # given the champions trained on the demo base
-    ds = trained.dataset()
-    models = load_champions(trained.settings)
-    # when Spark scores two dates in one job and DuckDB scores each date
-    on_spark = _comparable(spark_scores(ds, SCORE_DATES, models, spark).toPandas())
-    for date in SCORE_DATES:
-        batch = _comparable(score_customers(ds, date, models))
-        part = on_spark[on_spark["as_of"] == pd.Timestamp(date)].reset_index(drop=True)
-        # then the same table comes out: keys, tiers, versions and probabilities
-        assert list(part.columns) == list(batch.columns), "the columns of score_customers"
-        exact = ["customer_id", "as_of", "tier", "value", "model_versions"]
-        pd.testing.assert_frame_equal(part[exact], batch[exact], obj=f"scores at {date}")
-        for column in [c for c in batch.columns if c.endswith("_probability")]:
-            x, y = batch[column].to_numpy(np.float64), part[column].to_numpy(np.float64)
-            assert (np.isnan(x) == np.isnan(y)).all(), f"{column}: holders masked alike at {date}"
-            gap = np.nanmax(np.abs(x - y)) if (~np.isnan(x)).any() else 0.0
-            assert gap <= PROBABILITY_TOLERANCE, f"{column} at {date}: max difference {gap}"
-    masked = [c for c in on_spark.columns if c.startswith("cross_sell_")]
-    assert any(on_spark[c].isna().any() for c in masked), "holders of a product get no offer"

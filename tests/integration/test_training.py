@@ -5,12 +5,11 @@ from __future__ import annotations
 import mlflow
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 import pytest
 
 from features.registry import client, load_aliased, load_version, version_by_alias
 from features.spine import register_spine
-from serving.scoring import load_champions, score_customers, write_scores
+from serving.scoring import load_champions, score_customers
 from tests.conftest import train_in
 from training.fit import BoosterParams
 from training.registry import promote
@@ -103,9 +102,6 @@ def test_scores_one_row_per_customer_with_versions(trained, tmp_path):
     probs = scores.filter(like="_probability")
     assert ((probs >= 0) & (probs <= 1) | probs.isna()).all().all()
     assert "tierwise-churn=" in scores.model_versions.iloc[0]
-    out = write_scores(scores, tmp_path / "scores.parquet", models.versions)
-    assert b"tierwise.model_versions" in pq.read_schema(out).metadata
-    assert not list(tmp_path.glob(".*.tmp")), "no staging file left behind"
 
 
 def test_cross_sell_is_missing_for_holders(trained):
