@@ -194,11 +194,11 @@ def child_compare(data: Path, as_of: dt.date, check: Path) -> dict:
 # -- parent --------------------------------------------------------------------------------------
 
 
-def run_child(**job) -> dict:
-    """Run this script as a child on `job`; return its JSON plus its peak RSS and total wall time."""
+def run_child(script: str = __file__, **job) -> dict:
+    """Run `script --child job`; return its last JSON line plus its peak RSS and total wall time."""
     start = time.perf_counter()
     proc = subprocess.Popen(
-        [sys.executable, __file__, "--child", json.dumps(job, default=str)],
+        [sys.executable, script, "--child", json.dumps(job, default=str)],
         stdout=subprocess.PIPE,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )

@@ -69,6 +69,11 @@ def cli_env(trained, home: Path, **values: str) -> dict[str, str | None]:
     )
 
 
+def score_args(data: object, as_of: dt.date, out: Path, *extra: object) -> list[str]:
+    """The arguments of ``tierwise score`` for a dataset, date and output, then ``extra``."""
+    return [str(a) for a in ("--data", data, "--as-of", as_of.isoformat(), "--out", out, *extra)]
+
+
 def score(env: dict[str, str | None], *args: object):
     """``tierwise score`` in this process; returns Click's result (output has stdout+stderr)."""
     return CliRunner().invoke(app, ["score", *(str(a) for a in args)], env=env)
@@ -210,12 +215,7 @@ def test_a_killed_run_resumes_its_finished_parts_and_gives_the_same_output(
     home, out = tmp_path / "home", tmp_path / "scores"
     env = cli_env(trained, home)
     args = [
-        "--data",
-        trained.data,
-        "--as-of",
-        AS_OF.isoformat(),
-        "--out",
-        out,
+        *score_args(trained.data, AS_OF, out),
         "--chunk-rows",
         CHUNK_ROWS,
         "--top",
@@ -347,12 +347,7 @@ def served(trained, tmp_path_factory) -> Iterator[Served]:
     env = cli_env(trained, home, TIERWISE_POLICY_FILE=str(policy), TIERWISE_API_KEYS=KEY)
     result = score(
         env,
-        "--data",
-        trained.data,
-        "--as-of",
-        LATER.isoformat(),
-        "--out",
-        out,
+        *score_args(trained.data, LATER, out),
         "--top",
         TOP,
         "--reasons",
@@ -511,7 +506,7 @@ def test_without_champion_models_nothing_is_written(trained, tmp_path):
     out = tmp_path / "scores"
     env = clean_env(TIERWISE_HOME=str(tmp_path / "empty-home"))
     # When the batch is asked to score
-    result = score(env, "--data", trained.data, "--as-of", AS_OF.isoformat(), "--out", out)
+    result = score(env, *score_args(trained.data, AS_OF, out))
     # Then it stops with a clear message and writes no output
     assert result.exit_code != 0, result.output
     assert "tierwise train" in result.output, result.output
@@ -545,9 +540,7 @@ def test_data_breaking_the_contract_leaves_the_previous_output_and_store(trained
     stranger = frame.iloc[[0]].assign(customer_id="NO-SUCH-CUSTOMER")
     pd.concat([frame, stranger], ignore_index=True).to_parquet(transactions, index=False)
     # When the batch scores the broken data into the same output and home
-    result = score(
-        cli_env(trained, home), "--data", bad, "--as-of", LATER.isoformat(), "--out", out
-    )
+    result = score(cli_env(trained, home), *score_args(bad, LATER, out))
     # Then it stops, naming the table and the rule, and nothing changed
     assert result.exit_code != 0, result.output
     assert "transactions.customer_id: must exist in customers" in result.output, result.output
@@ -568,9 +561,7 @@ def test_an_out_that_is_not_a_tierwise_output_is_left_alone(trained, tmp_path, k
         (out / "part-0.parquet").write_bytes(b"someone else's part")
     before = {p.name: p.read_bytes() for p in ([out] if kind == "file" else out.iterdir())}
     # When the batch is pointed at it
-    result = score(
-        cli_env(trained, home), "--data", trained.data, "--as-of", AS_OF.isoformat(), "--out", out
-    )
+    result = score(cli_env(trained, home), *score_args(trained.data, AS_OF, out))
     # Then it refuses with a message and leaves it as it was
     assert result.exit_code != 0, result.output
     assert "is not a Tierwise batch output" in result.output, result.output
@@ -697,12 +688,7 @@ def test_two_declines_in_the_window_pause_an_action_and_skips_do_not(trained, re
     # When the batch scores the reference's date with that home
     result = score(
         cli_env(trained, home),
-        "--data",
-        trained.data,
-        "--as-of",
-        AS_OF.isoformat(),
-        "--out",
-        out,
+        *score_args(trained.data, AS_OF, out),
         "--top",
         TOP,
         "--chunk-rows",
