@@ -293,6 +293,8 @@ class OnlineStore:
 
         The rows go into a new table first; the swap with the current table and the new
         metadata are one transaction. A failure before the swap leaves the store as it was.
+        Staging tables a killed refresh left behind are dropped first: one refresh at a
+        time per store (a second at once fails; the current rows are never touched).
 
         Returns:
             ``info`` with ``rows`` set to the number of rows written.
@@ -302,6 +304,9 @@ class OnlineStore:
         rows = 0
         try:
             with self.engine.begin() as conn:
+                for name in sa.inspect(conn).get_table_names():
+                    if name.startswith((f"{TABLE}_new_", f"{TABLE}_old_")):
+                        conn.execute(sa.text(f"DROP TABLE {name}"))
                 staging.create(conn)
             for chunk in chunks:
                 if chunk:

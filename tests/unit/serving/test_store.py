@@ -130,6 +130,21 @@ def test_a_failed_refresh_leaves_the_previous_run_in_place(url):
     assert sorted(tables) == sorted([TABLE, f"{TABLE}_meta"]), f"no staging table left: {tables}"
 
 
+def test_a_refresh_drops_what_a_killed_refresh_left_behind(url):
+    # Given a store, and the staging table of a refresh that was killed part-way
+    store = OnlineStore(url)
+    store.refresh([[make_row("A")]], make_info())
+    leftover = sa.Table(f"{TABLE}_new_deadbeef0000", sa.MetaData(), sa.Column("x", sa.Integer))
+    with store.engine.begin() as conn:
+        leftover.create(conn)
+    # When the next refresh runs
+    store.refresh([[make_row("B", LATER)]], make_info(LATER))
+    # Then the leftover is gone and the new run serves
+    tables = sa.inspect(store.engine).get_table_names()
+    assert sorted(tables) == sorted([TABLE, f"{TABLE}_meta"]), f"leftovers dropped: {tables}"
+    assert store.get("B").as_of == LATER and store.get("A") is None
+
+
 # -- rows built from a dataset ------------------------------------------------------------------
 
 
