@@ -172,7 +172,7 @@ class ChunkScorer:
 
     def score(self, chunk: pd.DataFrame) -> pd.DataFrame:
         """The output rows of a chunk of inputs, in the chunk's order."""
-        with self._timed("predict"):
+        with self.timed("predict"):
             probabilities = self._probabilities(chunk)
             context = tier_context(chunk, self.population, self.spec)
         out = pd.DataFrame(
@@ -189,12 +189,12 @@ class ChunkScorer:
         )
         for target, p in probabilities.items():
             out[probability_column(target)] = p
-        with self._timed("policy"):
+        with self.timed("policy"):
             rankings = self._rankings(chunk, context, probabilities)
         out["churn_risk"] = [r.risk_band for r in rankings]
         out["control"] = [r.control for r in rankings]
         if self.options.reasons:
-            with self._timed("reasons"):
+            with self.timed("reasons"):
                 self._add_reasons(out, chunk, rankings)
         for i in range(self.options.top):
             shown = [r.suggestions[i] if i < len(r.suggestions) else None for r in rankings]
@@ -290,18 +290,19 @@ class ChunkScorer:
                 values = part.iloc[j]
                 found = reasons_of(contributions[j], names, values, index, MAX_REASONS)
                 texts[(target, i)] = [r.text for r in found]
-        if CHURN in self.scorer.predictors:
-            out["churn_reasons"] = [texts.get((CHURN, i), []) for i in range(len(chunk))]
+        has_churn = CHURN in self.scorer.predictors
+        out["churn_reasons"] = (
+            [texts.get((CHURN, i), []) for i in range(len(chunk))] if has_churn else None
+        )
         for k in range(self.options.top):
             out[f"suggestion_{k + 1}_reasons"] = [
                 texts.get((r.suggestions[k].target, i)) if k < len(r.suggestions) else None
                 for i, r in enumerate(rankings)
             ]
-        if "churn_reasons" not in out:
-            out["churn_reasons"] = None
 
     @contextlib.contextmanager
-    def _timed(self, phase: str) -> Iterator[None]:
+    def timed(self, phase: str) -> Iterator[None]:
+        """Add the time spent in the block to ``seconds[phase]``."""
         start = time.perf_counter()
         try:
             yield
@@ -488,7 +489,7 @@ def _score_chunks(
                 where += f" AND customer_id < {literal(bounds[i + 1])}"
             chunk = ds.con.execute(f"SELECT * FROM {table} WHERE {where} ORDER BY customer_id").df()
             frame = job.score(chunk)
-            with job._timed("write"):
+            with job.timed("write"):
                 _write_part(frame, job.schema, part)
         if progress is not None:
             progress(i + 1, len(parts))
