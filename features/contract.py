@@ -101,6 +101,25 @@ TABLES: dict[str, Table] = {
 VALUE_TIERS = ("small", "ordinary", "major", "VIP")
 
 
+class InteractionRoles(BaseModel):
+    """Named meanings of interaction kinds: a dataset's own words, never the code's.
+
+    Every kind gets features of its own whatever its role; roles add the named families
+    (complaints, service contacts, satisfaction) and the reasons that speak of them.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    complaint: list[str] = Field(default_factory=list, description="kinds that are complaints")
+    engagement: list[str] = Field(
+        default_factory=list,
+        description="kinds that are use of the product, not service contacts (logins, events)",
+    )
+    satisfaction: list[str] | None = Field(
+        None, description="kinds whose satisfaction scores count; default every kind"
+    )
+
+
 class DatasetSettings(BaseModel):
     """Business settings of a dataset (``tierwise.yaml``); command-line flags override them."""
 
@@ -113,6 +132,12 @@ class DatasetSettings(BaseModel):
     tier_order: list[str] | None = Field(None, min_length=1, description="tier names, lowest first")
     cross_sell_products: list[str] | None = Field(None, description="products to model")
     exclude_columns: list[str] = Field(default_factory=list, description="never used as features")
+    allow_protected: list[str] = Field(
+        default_factory=list,
+        description="protected customer columns (age, gender, ...) that may be features; "
+        "never shown as reasons",
+    )
+    interaction_roles: InteractionRoles = Field(default_factory=InteractionRoles)
     data_end: dt.date | None = Field(None, description="last day the data covers")
 
 

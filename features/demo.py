@@ -41,6 +41,10 @@ churn_definition: closed
 horizon_days: 90
 tier_order: [{", ".join(TIER_ORDER)}]
 exclude_columns: [full_name, phone]
+allow_protected: [age]
+interaction_roles:
+  complaint: [complaint]
+  engagement: [login, campaign_response]
 data_end: {DATA_END.isoformat()}
 """
 
