@@ -88,6 +88,11 @@ def test_writes_every_table_and_settings_with_contract_columns_and_types(demo: P
         "horizon_days": 90,
         "tier_order": TIER_ORDER,
         "exclude_columns": ["full_name", "phone"],
+        "allow_protected": ["age"],
+        "interaction_roles": {
+            "complaint": ["complaint"],
+            "engagement": ["login", "campaign_response"],
+        },
         "data_end": dt.date(2026, 6, 30),
     }, f"unexpected tierwise.yaml: {settings}"
 
