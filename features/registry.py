@@ -20,6 +20,7 @@ PREFIX = "tierwise-"
 CHAMPION, CHALLENGER = "champion", "challenger"
 # Artifacts of a training run that promotion and monitoring read back.
 SPEC_FILE = "feature_spec.json"
+SETTINGS_FILE = "dataset_settings.json"  # the DatasetSettings the model was trained under
 PROFILE_FILE = "feature_profile.json"
 HOLDOUT_DIR = "holdout"  # <target>.parquet: held-out feature rows plus the LABEL column
 LABEL = "__label__"
