@@ -15,14 +15,30 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from features.contract import Dataset
+from features.contract import Dataset, InteractionRoles
 from features.sql import ident
 
-SPEC_VERSION = 1
-TOP_VALUES = 20  # products / channels modelled: the most frequent, so columns stay bounded
+SPEC_VERSION = 2
+TOP_VALUES = 20  # products / channels / kinds modelled: the most frequent, so columns stay bounded
 MAX_CATEGORIES = 100  # a profile column with more distinct values is an id or free text
 MAX_UNIQUE_SHARE = 0.5  # ... and so is one where most values are unique
 MIN_DISTINCT_FOR_SHARE = 10  # below this a column is never called an id (tiny bases)
+# Column names that identify a person or hold free text: never features, whatever their values.
+IDENTIFYING = re.compile(
+    r"(^|_)(id|ids|uuid|guid|ref|name|names|surname|email|e_mail|phone|"
+    r"mobile|tel|telephone|fax|address|street|addr|postcode|postal|zip|zipcode|ssn|nin|"
+    r"passport|iban|account_number|card_number|ip_address|url|notes|note|comment|comments|"
+    r"description|text|remarks)($|_)"
+)
+# Protected attributes: features only where dataset settings allow them (``allow_protected``),
+# and never shown as reasons.
+PROTECTED = re.compile(
+    r"(^|_)(age|age_band|age_group|birth|birthday|birth_date|date_of_birth|dob|year_of_birth|"
+    r"gender|sex|ethnicity|ethnic|ethnic_group|race|religion|religious|faith|marital|"
+    r"marital_status|married|nationality|citizenship|national_origin|disability|disabled|"
+    r"handicap|pregnancy|pregnant|sexual_orientation|orientation|caste|senior|senior_citizen|"
+    r"female|male)($|_)"
+)
 OPTIONAL_TABLES = ("holdings", "interactions", "tiers")
 FAMILIES = ("rfm", "trend", "mix", "holdings", "interactions", "tenure", "profile", "tier")
 
@@ -66,6 +82,12 @@ class FeatureSpec(BaseModel):
     dropped_profile: dict[str, str] = Field(
         default_factory=dict, description="profile columns left out, with the reason"
     )
+    protected: list[str] = Field(
+        default_factory=list, description="profile columns used that are protected attributes"
+    )
+    interaction_roles: InteractionRoles = Field(
+        default_factory=InteractionRoles, description="named meanings of interaction kinds"
+    )
     tables: list[str] = Field(default_factory=list, description="optional tables present")
 
     def to_dict(self) -> dict[str, Any]:
@@ -94,26 +116,24 @@ class FeatureSpec(BaseModel):
         """
         return cls.model_validate_json(text)
 
-    @property
-    def has_login(self) -> bool:
-        """Whether a 'login' interaction kind exists (it adds ``logins_30d``)."""
-        return any(k.lower() == "login" for k in self.interaction_kinds)
-
 
 def feature_spec(ds: Dataset) -> FeatureSpec:
     """Derive the dynamic part of the feature set from a dataset.
 
     Products and channels: the ``TOP_VALUES`` most frequent by transaction rows (holdings
     rows for held products, interaction rows for kinds), sorted by name. Profile columns
-    from ``ds.profile``, less categoricals that look like ids or free text (more than
-    ``MAX_CATEGORIES`` distinct values, or mostly unique values).
+    from ``ds.profile``, less those named like identifying data (``IDENTIFYING``),
+    categoricals that look like ids or free text (more than ``MAX_CATEGORIES`` distinct
+    values, or mostly unique values), and protected attributes (``PROTECTED``) that the
+    dataset settings do not allow. The interaction roles are the dataset's settings.
     """
     con = ds.con
     products = _top(con, "transactions", "product")
     channels = _top(con, "transactions", "channel")
     holding_products = _top(con, "holdings", "product") if "holdings" in ds.tables else []
     kinds = _top(con, "interactions", "kind") if "interactions" in ds.tables else []
-    profile, dropped = _usable_profile(con, ds.profile)
+    allowed = set(ds.settings.allow_protected)
+    profile, dropped = _usable_profile(con, ds.profile, allowed)
     return FeatureSpec(
         products=products,
         channels=channels,
@@ -121,8 +141,20 @@ def feature_spec(ds: Dataset) -> FeatureSpec:
         interaction_kinds=kinds,
         profile=profile,
         dropped_profile=dropped,
+        protected=[c for c in profile if is_protected(c)],
+        interaction_roles=ds.settings.interaction_roles,
         tables=[t for t in OPTIONAL_TABLES if t in ds.tables],
     )
+
+
+def is_protected(column: str) -> bool:
+    """Whether a column name reads as a protected attribute (age, gender, religion, ...)."""
+    return bool(PROTECTED.search(slug(column)))
+
+
+def is_identifying(column: str) -> bool:
+    """Whether a column name reads as identifying data or free text (name, email, phone, ...)."""
+    return bool(IDENTIFYING.search(slug(column)))
 
 
 def _top(con, table: str, column: str) -> list[str]:
@@ -134,16 +166,22 @@ def _top(con, table: str, column: str) -> list[str]:
 
 
 def _usable_profile(
-    con, profile: Mapping[str, Literal["categorical", "numeric"]]
+    con, profile: Mapping[str, Literal["categorical", "numeric"]], allowed: set[str]
 ) -> tuple[dict[str, Literal["categorical", "numeric"]], dict[str, str]]:
+    used: dict[str, Literal["categorical", "numeric"]] = {}
+    dropped: dict[str, str] = {}
+    for column in profile:
+        if is_identifying(column):
+            dropped[column] = "named like identifying data or free text"
+        elif is_protected(column) and column not in allowed:
+            dropped[column] = "a protected attribute (allow it with allow_protected)"
+    profile = {c: k for c, k in profile.items() if c not in dropped}
     categoricals = [c for c, k in profile.items() if k == "categorical"]
     stats: dict[str, tuple[int, int]] = {}
     if categoricals:
         select = ", ".join(f"count(DISTINCT {ident(c)}), count({ident(c)})" for c in categoricals)
         row = con.execute(f"SELECT {select} FROM customers").fetchone()
         stats = {c: (row[2 * i], row[2 * i + 1]) for i, c in enumerate(categoricals)}
-    used: dict[str, Literal["categorical", "numeric"]] = {}
-    dropped: dict[str, str] = {}
     for column, kind in profile.items():
         if kind == "categorical":
             distinct, present = stats[column]
@@ -311,6 +349,27 @@ def _mix(spec: FeatureSpec) -> list[Feature]:
         )
         for c, s in slugs(spec.channels).items()
     ]
+    for p, s in slugs(spec.products).items():
+        words = _words(p)
+        for w in KIND_WINDOWS:
+            f.append(
+                _n(
+                    f"product_{s}_count_{w}d",
+                    f"transactions on product {p} in the last {w} days",
+                    f"{{value:.0f}} {words} transaction{{s}} in the last {w} days",
+                    "mix",
+                    zero=f"no {words} transaction in the last {w} days",
+                )
+            )
+            f.append(
+                _n(
+                    f"product_{s}_spend_{w}d",
+                    f"net amount on product {p} in the last {w} days",
+                    f"{{num}} spent on {words} in the last {w} days",
+                    "mix",
+                    zero=f"nothing spent on {words} in the last {w} days",
+                )
+            )
     return f
 
 
@@ -327,6 +386,24 @@ def _holdings(spec: FeatureSpec) -> list[Feature]:
         )
         for p, s in slugs(spec.holding_products).items()
     ]
+    for p, s in slugs(spec.holding_products).items():
+        held += [
+            _n(
+                f"held_{s}_days",
+                f"days the oldest open {p} holding has been held (null: none open)",
+                f"has held {_with_article(p)} for {{duration}}",
+                "holdings",
+                zero=f"opened {_with_article(p)} on the day",
+                missing=f"does not hold {_with_article(p)}",
+            ),
+            _n(
+                f"fee_{s}",
+                f"monthly fees of open {p} holdings",
+                f"pays {{num}} a month for {_words(p)}",
+                "holdings",
+                zero=f"pays no monthly fee for {_words(p)}",
+            ),
+        ]
     return [
         _n(
             "holdings_open_count",
@@ -342,6 +419,13 @@ def _holdings(spec: FeatureSpec) -> list[Feature]:
             "pays {num} a month in product fees",
             "holdings",
             zero="pays no monthly product fees",
+        ),
+        _n(
+            "holdings_fee_change_90d",
+            "monthly fees of open holdings now less those of 90 days before",
+            "monthly fees {direction} by {abs_num} over the last 90 days",
+            "holdings",
+            zero="monthly fees unchanged over the last 90 days",
         ),
         _n(
             "days_since_last_opened",
@@ -376,38 +460,78 @@ def _holdings(spec: FeatureSpec) -> list[Feature]:
     ]
 
 
+KIND_WINDOWS = (30, 90, 365)
+
+
 def _interactions(spec: FeatureSpec) -> list[Feature]:
+    """Per-kind counts, recency and trend in the data's own words, then the named roles."""
     if "interactions" not in spec.tables:
         return []
     f = []
-    for w in (30, 90):
-        f.append(
+    for kind, s in slugs(spec.interaction_kinds).items():
+        words = _words(kind)
+        f += [
+            _n(
+                f"kind_{s}_{w}d",
+                f"interactions of kind {kind} in the last {w} days",
+                f"{{value:.0f}} {words} event{{s}} in the last {w} days",
+                "interactions",
+                zero=f"no {words} in the last {w} days",
+            )
+            for w in KIND_WINDOWS
+        ]
+        f += [
+            _n(
+                f"kind_{s}_days_since",
+                f"days since the last interaction of kind {kind} in the last 365 days",
+                f"last {words} {{duration}} ago",
+                "interactions",
+                zero=f"{words} on the day",
+                missing=f"no {words} in the last year",
+            ),
+            _n(
+                f"kind_{s}_trend",
+                f"{kind} in the last 30 days against the monthly rate of the 90 before: "
+                "(a - b/3) / (b/3 + 1)",
+                f"{words} {{direction}} {{abs_pct:.0f}}% in the last 30 days "
+                "against the three months before",
+                "interactions",
+                zero=f"{words} at the usual rate",
+            ),
+        ]
+    roles = spec.interaction_roles
+    if roles.complaint:
+        f += [
             _n(
                 f"complaints_{w}d",
-                f"complaints in the last {w} days",
+                f"complaints ({', '.join(roles.complaint)}) in the last {w} days",
                 f"{{value:.0f}} complaint{{s}} in the last {w} days",
                 "interactions",
                 zero=f"no complaint in the last {w} days",
             )
-        )
+            for w in (30, 90)
+        ]
         f.append(
             _n(
-                f"contacts_{w}d",
-                f"service contacts (any kind but login and campaign response) in the last {w} days",
-                f"{{value:.0f}} service contact{{s}} in the last {w} days",
+                "days_since_last_complaint",
+                "days since the last complaint (null: none ever)",
+                "last complained {duration} ago",
                 "interactions",
-                zero=f"no service contact in the last {w} days",
+                zero="complained on the day",
+                missing="no complaint on record",
             )
         )
     f += [
         _n(
-            "days_since_last_complaint",
-            "days since the last complaint (null: none ever)",
-            "last complained {duration} ago",
+            f"contacts_{w}d",
+            f"service contacts (every kind but engagement) in the last {w} days",
+            f"{{value:.0f}} service contact{{s}} in the last {w} days",
             "interactions",
-            zero="complained on the day",
-            missing="no complaint on record",
-        ),
+            zero=f"no service contact in the last {w} days",
+        )
+        for w in (30, 90)
+    ]
+    f += [
         _n(
             "satisfaction_last_365d",
             "last satisfaction score (1-5) in the last 365 days",
@@ -423,16 +547,24 @@ def _interactions(spec: FeatureSpec) -> list[Feature]:
             missing="no satisfaction score in the last year",
         ),
     ]
-    if spec.has_login:
-        f.append(
+    if roles.engagement:
+        f += [
             _n(
-                "logins_30d",
-                "logins in the last 30 days",
-                "{value:.0f} login{s} in the last 30 days",
+                "engagement_30d",
+                f"engagement events ({', '.join(roles.engagement)}) in the last 30 days",
+                "{value:.0f} engagement event{s} in the last 30 days",
                 "interactions",
-                zero="no login in the last 30 days",
-            )
-        )
+                zero="no engagement in the last 30 days",
+            ),
+            _n(
+                "engagement_trend",
+                "engagement in the last 30 days against the monthly rate of the 90 before",
+                "engagement {direction} {abs_pct:.0f}% in the last 30 days "
+                "against the three months before",
+                "interactions",
+                zero="engagement at the usual rate",
+            ),
+        ]
     return f
 
 
@@ -520,6 +652,20 @@ def _tier() -> list[Feature]:
             "{value:.0f} tier change{s} in the last year",
             "tier",
             zero="no tier change in the last year",
+        ),
+        _n(
+            "tier_ups_365d",
+            "moves up a service tier in the last 365 days",
+            "moved up {value:.0f} tier{s} in the last year",
+            "tier",
+            zero="no move up a tier in the last year",
+        ),
+        _n(
+            "tier_downs_365d",
+            "moves down a service tier in the last 365 days",
+            "moved down {value:.0f} tier{s} in the last year",
+            "tier",
+            zero="no move down a tier in the last year",
         ),
     ]
 

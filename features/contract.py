@@ -218,19 +218,22 @@ def load_dataset(
     source: str | Path,
     overrides: dict | None = None,
     con: duckdb.DuckDBPyConnection | None = None,
+    settings_file: str | Path | None = None,
 ) -> Dataset:
     """Open, validate and type a dataset.
 
     Args:
         source: a directory of table files or a SQLAlchemy URL.
-        overrides: dataset settings from the command line; they win over ``tierwise.yaml``.
+        overrides: dataset settings from the command line; they win over the settings file.
         con: the DuckDB connection to define the views on (a new one by default).
+        settings_file: a YAML file of dataset settings for any source; it replaces a
+            directory's ``tierwise.yaml``.
 
     Raises:
         ContractError: any rule of the contract is broken; nothing is defined then.
     """
     con = con or connect()
-    report, tables, settings = _check(con, str(source), overrides or {})
+    report, tables, settings = _check(con, str(source), overrides or {}, settings_file)
     if not report.ok:
         raise ContractError(report)
     profile = _define_typed_views(con, tables, settings)
@@ -238,9 +241,11 @@ def load_dataset(
     return Dataset(con, str(source), frozenset(tables), resolved, profile)
 
 
-def validate_dataset(source: str | Path, overrides: dict | None = None) -> ValidationReport:
+def validate_dataset(
+    source: str | Path, overrides: dict | None = None, settings_file: str | Path | None = None
+) -> ValidationReport:
     """Check a dataset against the contract and return the report (never raises on bad data)."""
-    report, _, _ = _check(connect(), str(source), overrides or {})
+    report, _, _ = _check(connect(), str(source), overrides or {}, settings_file)
     return report
 
 
@@ -313,25 +318,40 @@ def _open_sql(con: duckdb.DuckDBPyConnection, url: str) -> list[str]:
     return found
 
 
-def _read_settings(source: str, overrides: dict) -> tuple[DatasetSettings | None, list[Problem]]:
-    raw: dict = {}
+def settings_path(source: str | Path, settings_file: str | Path | None = None) -> Path | None:
+    """The dataset settings file that applies: ``settings_file`` if given (it must exist),
+    else a directory source's ``tierwise.yaml`` if present, else None."""
+    if settings_file is not None:
+        return Path(settings_file)
     path = Path(source) / SETTINGS_FILE
-    if not _is_url(source) and path.exists():
+    return path if not _is_url(str(source)) and path.exists() else None
+
+
+def _read_settings(
+    source: str, overrides: dict, settings_file: str | Path | None
+) -> tuple[DatasetSettings | None, list[Problem]]:
+    raw: dict = {}
+    path = settings_path(source, settings_file)
+    name = SETTINGS_FILE if settings_file is None else str(settings_file)
+    if path is not None:
         try:
             raw = yaml.safe_load(path.read_text()) or {}
+        except FileNotFoundError:
+            return None, [Problem(name, "", "settings file does not exist")]
         except yaml.YAMLError as err:
-            return None, [Problem(SETTINGS_FILE, "", f"is not valid YAML: {err}")]
+            return None, [Problem(name, "", f"is not valid YAML: {err}")]
         if not isinstance(raw, dict):
-            return None, [Problem(SETTINGS_FILE, "", "must be a mapping of setting: value")]
+            return None, [Problem(name, "", "must be a mapping of setting: value")]
     merged = {**raw, **{k: v for k, v in overrides.items() if v is not None}}
     try:
         return DatasetSettings.model_validate(merged), []
     except ValidationError as err:
         problems = [
             Problem(
-                SETTINGS_FILE,
+                name,
                 ".".join(str(p) for p in e["loc"]),
-                f"{e['msg']} (got {e['input']!r})",
+                f"{'unknown setting' if e['type'] == 'extra_forbidden' else e['msg']}"
+                f" (got {e['input']!r})",
             )
             for e in err.errors()
         ]
@@ -354,10 +374,10 @@ def _cast(column: str, kind: Kind) -> str:
 
 
 def _check(
-    con, source: str, overrides: dict
+    con, source: str, overrides: dict, settings_file: str | Path | None = None
 ) -> tuple[ValidationReport, list[str], DatasetSettings]:
     report = ValidationReport(source)
-    settings, report.problems = _read_settings(source, overrides)
+    settings, report.problems = _read_settings(source, overrides, settings_file)
     tables = _open(con, source)
     for name, spec in TABLES.items():
         if spec.required and name not in tables:
@@ -480,6 +500,12 @@ def _check_settings(con, settings: DatasetSettings, tables, columns) -> list[Pro
             problems.append(
                 Problem(SETTINGS_FILE, "exclude_columns", f"customers has no column {name!r}")
             )
+    for name in settings.allow_protected:
+        if customer_columns and name not in customer_columns:
+            problems.append(
+                Problem(SETTINGS_FILE, "allow_protected", f"customers has no column {name!r}")
+            )
+    problems += _check_roles(con, settings.interaction_roles, tables, columns)
     order = settings.tier_order or []
     if len(set(order)) != len(order):
         problems.append(Problem(SETTINGS_FILE, "tier_order", f"names a tier twice: {order}"))
@@ -512,6 +538,36 @@ def _check_settings(con, settings: DatasetSettings, tables, columns) -> list[Pro
                 )
             )
     return problems
+
+
+def _check_roles(con, roles: InteractionRoles, tables, columns) -> list[Problem]:
+    """Every kind an interaction role names must occur in the interactions table."""
+    named = {(role, kind) for role, kinds in roles.model_dump().items() for kind in (kinds or [])}
+    if not named:
+        return []
+    if "interactions" not in tables or "kind" not in columns["interactions"]:
+        return [
+            Problem(
+                SETTINGS_FILE,
+                "interaction_roles",
+                "names kinds but there is no interactions table with a kind column",
+            )
+        ]
+    kinds = {
+        r[0]
+        for r in con.execute(
+            "SELECT DISTINCT CAST(kind AS VARCHAR) FROM raw_interactions"
+        ).fetchall()
+    }
+    return [
+        Problem(
+            SETTINGS_FILE,
+            f"interaction_roles.{role}",
+            f"names kind {kind!r}, which no interaction has",
+        )
+        for role, kind in sorted(named)
+        if kind not in kinds
+    ]
 
 
 # -- typed views -------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ import pandas as pd
 
 from features.contract import Dataset
 from features.spine import register_spine
+from features.sql import literal
 
 # Columns of ``history_sql`` after the keys, in order (``products_held`` is added by
 # ``build_history`` from ``held_products_sql``).
@@ -62,14 +63,22 @@ def history_sql(ds: Dataset, spine: str = "spine") -> str:
         )
     ]
     joins = ["LEFT JOIN hx_tx ON hx_tx.customer_id = s.customer_id AND hx_tx.as_of = s.as_of"]
+    roles = ds.settings.interaction_roles
     if "interactions" in ds.tables:
+        # Complaints are the kinds the dataset settings name so (none: no complaint date).
+        complaint_kinds = ", ".join(literal(k) for k in roles.complaint) or "NULL"
+        scored = "i.satisfaction IS NOT NULL"
+        if roles.satisfaction is not None:
+            scored += (
+                f" AND i.kind IN ({', '.join(literal(k) for k in roles.satisfaction) or 'NULL'})"
+            )
         ctes += [
             (
                 "hx_complaint",
                 f"""SELECT s.customer_id, s.as_of, max(CAST(i.ts AS DATE)) AS day
                 FROM {spine} s JOIN interactions i
                   ON i.customer_id = s.customer_id AND CAST(i.ts AS DATE) <= s.as_of
-                WHERE lower(i.kind) = 'complaint'
+                WHERE i.kind IN ({complaint_kinds})
                 GROUP BY s.customer_id, s.as_of""",
             ),
             (
@@ -84,7 +93,7 @@ def history_sql(ds: Dataset, spine: str = "spine") -> str:
                   ON i.customer_id = s.customer_id
                  AND CAST(i.ts AS DATE) <= s.as_of
                  AND CAST(i.ts AS DATE) > CAST(s.as_of - INTERVAL {SATISFACTION_DAYS} DAY AS DATE)
-                WHERE i.satisfaction IS NOT NULL) r
+                WHERE {scored}) r
             WHERE pos = 1""",
             ),
         ]

@@ -16,14 +16,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from features.catalogue import FeatureSpec, feature_spec, features_of, slugs
+from features.catalogue import KIND_WINDOWS, FeatureSpec, feature_spec, features_of, slugs
 from features.contract import Dataset
 from features.spine import register_spine
 from features.sql import ident, literal
 from features.tiers import tier_sql
 
-# Interaction kinds that are not a service contact (engagement rather than service).
-NOT_CONTACT_KINDS = ("login", "campaign_response")
 _MONTHS = 12  # the 365-day window split into 12 equal months for the slope and active months
 # Closed-form least squares over x = 0..11 with every month present (zero when idle):
 # slope = (n*Sxy - Sx*Sy) / (n*Sxx - Sx^2), Sx = 66, n*Sxx - Sx^2 = 1716.
@@ -170,6 +168,12 @@ def _transactions(spec: FeatureSpec, spine: str) -> _Family:
     mix += [
         f"count(*) FILTER (WHERE channel = {literal(c)}) AS mix_c_{s}" for c, s in channels.items()
     ]
+    mix += [
+        f"count(*) FILTER (WHERE product = {literal(p)} AND age < {w}) AS pn{w}_{s}, "
+        f"sum(amount) FILTER (WHERE product = {literal(p)} AND age < {w}) AS pa{w}_{s}"
+        for p, s in products.items()
+        for w in KIND_WINDOWS
+    ]
     windows = [
         f"count(*) FILTER (WHERE age < {w}) AS n{w}, sum(amount) FILTER (WHERE age < {w}) AS a{w}"
         for w in (30, 90, 180)
@@ -244,6 +248,10 @@ def _transactions(spec: FeatureSpec, spine: str) -> _Family:
         exprs[f"mix_product_{s}_365d"] = f"CAST({x}.mix_p_{s} AS DOUBLE) / {x}.n365"
     for s in channels.values():
         exprs[f"mix_channel_{s}_365d"] = f"CAST({x}.mix_c_{s} AS DOUBLE) / {x}.n365"
+    for s in products.values():
+        for w in KIND_WINDOWS:
+            exprs[f"product_{s}_count_{w}d"] = f"coalesce({x}.pn{w}_{s}, 0)"
+            exprs[f"product_{s}_spend_{w}d"] = f"coalesce(CAST({x}.pa{w}_{s} AS DOUBLE), 0)"
     return _Family(ctes, [_on("fx_txn"), _on("fx_txold")], exprs)
 
 
@@ -254,9 +262,15 @@ def _holdings(ds: Dataset, spec: FeatureSpec, spine: str) -> _Family:
     is_open = "(h.closed IS NULL OR h.closed > s.as_of)"
     products = slugs(spec.holding_products)
     held = [
-        f"max(CASE WHEN h.product = {literal(p)} AND {is_open} THEN 1 ELSE 0 END) AS held_{s}"
+        f"max(CASE WHEN h.product = {literal(p)} AND {is_open} THEN 1 ELSE 0 END) AS held_{s}, "
+        f"max(date_diff('day', h.opened, s.as_of)) FILTER (WHERE h.product = {literal(p)} "
+        f"AND {is_open}) AS days_{s}, "
+        f"{_money(f'CASE WHEN h.product = {literal(p)} AND {is_open} THEN h.monthly_fee END')}"
+        f" AS fee_{s}"
         for p, s in products.items()
     ]
+    before = "CAST(s.as_of - INTERVAL 90 DAY AS DATE)"
+    was_open = f"(h.opened <= {before} AND (h.closed IS NULL OR h.closed > {before}))"
     closed = "h.closed <= s.as_of"
     ctes = [
         (
@@ -264,6 +278,7 @@ def _holdings(ds: Dataset, spec: FeatureSpec, spine: str) -> _Family:
             f"""SELECT s.customer_id, s.as_of,
                    count(*) FILTER (WHERE {is_open}) AS open_count,
                    {_money(f"CASE WHEN {is_open} THEN h.monthly_fee END")} AS fees,
+                   {_money(f"CASE WHEN {was_open} THEN h.monthly_fee END")} AS fees_before,
                    min(date_diff('day', h.opened, s.as_of)) AS since_opened,
                    min(date_diff('day', h.closed, s.as_of)) FILTER (WHERE {closed}) AS since_closed,
                    count(*) FILTER (WHERE date_diff('day', h.opened, s.as_of) < 90) AS opened90,
@@ -279,6 +294,7 @@ def _holdings(ds: Dataset, spec: FeatureSpec, spine: str) -> _Family:
     exprs = {
         "holdings_open_count": f"coalesce({x}.open_count, 0)",
         "holdings_monthly_fees": f"coalesce({x}.fees, 0)",
+        "holdings_fee_change_90d": f"coalesce({x}.fees, 0) - coalesce({x}.fees_before, 0)",
         "days_since_last_opened": f"{x}.since_opened",
         "days_since_last_closed": f"{x}.since_closed",
         "holdings_opened_90d": f"coalesce({x}.opened90, 0)",
@@ -286,19 +302,49 @@ def _holdings(ds: Dataset, spec: FeatureSpec, spine: str) -> _Family:
     }
     for s in products.values():
         exprs[f"held_{s}"] = f"coalesce({x}.held_{s}, 0)"
+        exprs[f"held_{s}_days"] = f"{x}.days_{s}"
+        exprs[f"fee_{s}"] = f"coalesce({x}.fee_{s}, 0)"
     return _Family(ctes, [_on(x)], exprs)
 
 
+def _kinds_in(kinds: Sequence[str]) -> str:
+    return f"kind IN ({', '.join(literal(k) for k in kinds)})"
+
+
 def _interactions(ds: Dataset, spec: FeatureSpec, spine: str) -> _Family:
-    """Complaints, contacts, satisfaction and logins from the interactions of the last year."""
+    """Per-kind counts, recency and trend, then the named roles: complaints, contacts,
+    satisfaction and engagement, from the interactions of the last year."""
     if "interactions" not in spec.tables or "interactions" not in ds.tables:
         return _Family()
-    contact = f"kind NOT IN ({', '.join(literal(k) for k in NOT_CONTACT_KINDS)})"
-    counts = [
-        f"count(*) FILTER (WHERE kind = 'complaint' AND age < {w}) AS complaints{w}, "
-        f"count(*) FILTER (WHERE {contact} AND age < {w}) AS contacts{w}"
-        for w in (30, 90)
+    roles = spec.interaction_roles
+    aggregates = []
+    for kind, s in slugs(spec.interaction_kinds).items():
+        is_kind = f"kind = {literal(kind)}"
+        aggregates += [
+            f"count(*) FILTER (WHERE {is_kind} AND age < {w}) AS k{w}_{s}" for w in KIND_WINDOWS
+        ]
+        aggregates += [
+            f"min(age) FILTER (WHERE {is_kind}) AS ksince_{s}",
+            f"count(*) FILTER (WHERE {is_kind} AND age >= 30 AND age < 120) AS kprev_{s}",
+        ]
+    contact = f"NOT {_kinds_in(roles.engagement)}" if roles.engagement else "TRUE"
+    aggregates += [
+        f"count(*) FILTER (WHERE {contact} AND age < {w}) AS contacts{w}" for w in (30, 90)
     ]
+    if roles.complaint:
+        complaint = _kinds_in(roles.complaint)
+        aggregates += [
+            f"count(*) FILTER (WHERE {complaint} AND age < {w}) AS complaints{w}" for w in (30, 90)
+        ]
+    if roles.engagement:
+        engaged = _kinds_in(roles.engagement)
+        aggregates += [
+            f"count(*) FILTER (WHERE {engaged} AND age < 30) AS engaged30",
+            f"count(*) FILTER (WHERE {engaged} AND age >= 30 AND age < 120) AS engaged_prev",
+        ]
+    scored = "satisfaction IS NOT NULL"
+    if roles.satisfaction is not None:
+        scored += f" AND {_kinds_in(roles.satisfaction)}" if roles.satisfaction else " AND FALSE"
     # The latest score wins; within one second the higher score, so ties are deterministic.
     order_key = (
         "(CAST(-age AS DOUBLE) * 86400 + hour(ts) * 3600 + minute(ts) * 60 + second(ts))"
@@ -309,7 +355,7 @@ def _interactions(ds: Dataset, spec: FeatureSpec, spine: str) -> _Family:
             "fx_ixw",
             f"""SELECT s.customer_id, s.as_of,
                    date_diff('day', CAST(i.ts AS DATE), s.as_of) AS age,
-                   lower(i.kind) AS kind, i.ts, i.satisfaction
+                   i.kind, i.ts, i.satisfaction
             FROM {spine} s JOIN interactions i
               ON i.customer_id = s.customer_id
              AND CAST(i.ts AS DATE) <= s.as_of
@@ -318,35 +364,52 @@ def _interactions(ds: Dataset, spec: FeatureSpec, spine: str) -> _Family:
         (
             "fx_ix",
             f"""SELECT customer_id, as_of,
-                   {", ".join(counts)},
-                   count(*) FILTER (WHERE kind = 'login' AND age < 30) AS logins30,
-                   avg(satisfaction) AS sat_mean,
-                   arg_max(satisfaction, {order_key}) FILTER (WHERE satisfaction IS NOT NULL)
-                       AS sat_last
+                   {", ".join(aggregates)},
+                   avg(satisfaction) FILTER (WHERE {scored}) AS sat_mean,
+                   arg_max(satisfaction, {order_key}) FILTER (WHERE {scored}) AS sat_last
             FROM fx_ixw GROUP BY customer_id, as_of""",
-        ),
-        (
-            # Complaints are rare, so their recency is looked up over all history.
-            "fx_complaint",
-            f"""SELECT s.customer_id, s.as_of,
-                   min(date_diff('day', CAST(i.ts AS DATE), s.as_of)) AS since
-            FROM {spine} s JOIN interactions i
-              ON i.customer_id = s.customer_id AND CAST(i.ts AS DATE) <= s.as_of
-            WHERE lower(i.kind) = 'complaint'
-            GROUP BY s.customer_id, s.as_of""",
         ),
     ]
     x = "fx_ix"
+    joins = [_on(x)]
     exprs = {
-        "days_since_last_complaint": "fx_complaint.since",
         "satisfaction_last_365d": f"{x}.sat_last",
         "satisfaction_mean_365d": f"{x}.sat_mean",
-        "logins_30d": f"coalesce({x}.logins30, 0)",
     }
+    for s in slugs(spec.interaction_kinds).values():
+        for w in KIND_WINDOWS:
+            exprs[f"kind_{s}_{w}d"] = f"coalesce({x}.k{w}_{s}, 0)"
+        exprs[f"kind_{s}_days_since"] = f"{x}.ksince_{s}"
+        exprs[f"kind_{s}_trend"] = _rate_change(f"{x}.k30_{s}", f"{x}.kprev_{s}")
     for w in (30, 90):
-        exprs[f"complaints_{w}d"] = f"coalesce({x}.complaints{w}, 0)"
         exprs[f"contacts_{w}d"] = f"coalesce({x}.contacts{w}, 0)"
-    return _Family(ctes, [_on(x), _on("fx_complaint")], exprs)
+    if roles.engagement:
+        exprs["engagement_30d"] = f"coalesce({x}.engaged30, 0)"
+        exprs["engagement_trend"] = _rate_change(f"{x}.engaged30", f"{x}.engaged_prev")
+    if roles.complaint:
+        for w in (30, 90):
+            exprs[f"complaints_{w}d"] = f"coalesce({x}.complaints{w}, 0)"
+        # Complaints are rare, so their recency is looked up over all history.
+        ctes.append(
+            (
+                "fx_complaint",
+                f"""SELECT s.customer_id, s.as_of,
+                       min(date_diff('day', CAST(i.ts AS DATE), s.as_of)) AS since
+                FROM {spine} s JOIN interactions i
+                  ON i.customer_id = s.customer_id AND CAST(i.ts AS DATE) <= s.as_of
+                WHERE i.{_kinds_in(roles.complaint)}
+                GROUP BY s.customer_id, s.as_of""",
+            )
+        )
+        joins.append(_on("fx_complaint"))
+        exprs["days_since_last_complaint"] = "fx_complaint.since"
+    return _Family(ctes, joins, exprs)
+
+
+def _rate_change(last30: str, prev90: str) -> str:
+    """The last 30 days against the monthly rate of the 90 before: (a - b/3) / (b/3 + 1)."""
+    a, b = f"CAST(coalesce({last30}, 0) AS DOUBLE)", f"CAST(coalesce({prev90}, 0) AS DOUBLE) / 3"
+    return f"({a} - {b}) / ({b} + 1)"
 
 
 def _customers(ds: Dataset, spec: FeatureSpec) -> _Family:
@@ -373,5 +436,7 @@ def _tiers(ds: Dataset, spine: str) -> _Family:
         "tier_rank",
         "days_in_tier",
         "tier_changes_365d",
+        "tier_ups_365d",
+        "tier_downs_365d",
     )
     return _Family([], [join], {c: f"fx_tier.{c}" for c in columns})

@@ -43,6 +43,11 @@ class Settings(BaseSettings):
     policy_file: Path | None = Field(
         None, description="YAML file with next-best-action policy settings."
     )
+    dataset_settings: Path | None = Field(
+        None,
+        description="YAML file of dataset settings for any source (a SQL URL too); it replaces "
+        "a dataset directory's tierwise.yaml, and --settings replaces it.",
+    )
 
     def tracking_uri(self) -> str:
         """The MLflow tracking URI, defaulting to the embedded SQLite store."""

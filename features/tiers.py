@@ -108,7 +108,7 @@ def tier_sql(ds: Dataset, spine: str = "spine", scheme: TierScheme = PYRAMID) ->
     Returns:
         A SELECT with columns ``customer_id, as_of, value, value_tier, value_tier_rank,
         value_percentile, tier_threshold, next_tier, gap_to_next_tier, tier, tier_rank,
-        days_in_tier, tier_changes_365d`` (see the module docstring and DATA_CONTRACT.md).
+        days_in_tier, tier_changes_365d, tier_ups_365d, tier_downs_365d`` (see the module docstring and DATA_CONTRACT.md).
         ``value_percentile`` is the share of the population ranked at or below the
         customer (1 = best). ``tier_threshold`` is the lowest value in the customer's
         value tier; ``gap_to_next_tier`` the value missing to the lowest value of the next
@@ -208,7 +208,9 @@ def _tier_query(
         tier_columns = """st.tier AS tier,
             CAST(st.tier_rank AS INTEGER) AS tier_rank,
             CAST(st.days_in_tier AS INTEGER) AS days_in_tier,
-            CAST(st.tier_changes_365d AS INTEGER) AS tier_changes_365d"""
+            CAST(st.tier_changes_365d AS INTEGER) AS tier_changes_365d,
+            CAST(st.tier_ups_365d AS INTEGER) AS tier_ups_365d,
+            CAST(st.tier_downs_365d AS INTEGER) AS tier_downs_365d"""
         join_service = (
             f"LEFT JOIN {p}service st ON st.customer_id = t.customer_id AND st.as_of = t.as_of"
         )
@@ -216,7 +218,9 @@ def _tier_query(
         tier_columns = """t.value_tier AS tier,
             CAST(t.value_tier_rank AS INTEGER) AS tier_rank,
             CAST(NULL AS INTEGER) AS days_in_tier,
-            CAST(NULL AS INTEGER) AS tier_changes_365d"""
+            CAST(NULL AS INTEGER) AS tier_changes_365d,
+            CAST(NULL AS INTEGER) AS tier_ups_365d,
+            CAST(NULL AS INTEGER) AS tier_downs_365d"""
         join_service = ""
     select = f"""SELECT s.customer_id, s.as_of,
             t.value,
@@ -371,23 +375,28 @@ def _service_ctes(ds: Dataset, p: str) -> list[tuple[str, str]]:
             f"{p}changes",
             f"""SELECT r.customer_id, r.tier, r.tier_rank, r.effective, r.seq,
                        CASE WHEN r.seq = 1 AND r.effective <= c.signup_date THEN 0 ELSE 1 END
-                           AS counted
+                           AS counted,
+                       CASE WHEN r.tier_rank > r.prev_rank THEN 1 ELSE 0 END AS up
                 FROM (SELECT customer_id, tier, effective, {rank} AS tier_rank,
                              row_number() OVER ({sequence}) AS seq,
-                             lag(tier, 1, {lowest}) OVER ({sequence}) AS prev_tier
+                             lag(tier, 1, {lowest}) OVER ({sequence}) AS prev_tier,
+                             lag({rank}, 1, 0) OVER ({sequence}) AS prev_rank
                       FROM tiers) r
                 JOIN customers c ON c.customer_id = r.customer_id
                 WHERE r.tier <> r.prev_tier""",
         ),
         (
             f"{p}last_change",
-            f"""SELECT customer_id, as_of, tier, tier_rank, effective, changes FROM (
+            f"""SELECT customer_id, as_of, tier, tier_rank, effective, changes, ups FROM (
                     SELECT p.customer_id, p.as_of, c.tier, c.tier_rank, c.effective,
                            row_number() OVER (PARTITION BY p.customer_id, p.as_of
                                               ORDER BY c.seq DESC) AS latest,
                            sum(CASE WHEN c.effective > CAST(p.as_of - INTERVAL 365 DAY AS DATE)
                                     THEN c.counted ELSE 0 END)
-                               OVER (PARTITION BY p.customer_id, p.as_of) AS changes
+                               OVER (PARTITION BY p.customer_id, p.as_of) AS changes,
+                           sum(CASE WHEN c.effective > CAST(p.as_of - INTERVAL 365 DAY AS DATE)
+                                    THEN c.counted * c.up ELSE 0 END)
+                               OVER (PARTITION BY p.customer_id, p.as_of) AS ups
                     FROM {p}pop p JOIN {p}changes c
                       ON c.customer_id = p.customer_id AND c.effective <= p.as_of) x
                 WHERE latest = 1""",
@@ -399,7 +408,9 @@ def _service_ctes(ds: Dataset, p: str) -> list[tuple[str, str]]:
                        coalesce(l.tier_rank, 0) AS tier_rank,
                        date_diff('day', coalesce(l.effective, p.signup_date), p.as_of)
                            AS days_in_tier,
-                       coalesce(l.changes, 0) AS tier_changes_365d
+                       coalesce(l.changes, 0) AS tier_changes_365d,
+                       coalesce(l.ups, 0) AS tier_ups_365d,
+                       coalesce(l.changes, 0) - coalesce(l.ups, 0) AS tier_downs_365d
                 FROM {p}pop p LEFT JOIN {p}last_change l
                   ON l.customer_id = p.customer_id AND l.as_of = p.as_of""",
         ),

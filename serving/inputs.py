@@ -60,6 +60,9 @@ def merged_spec(specs: Sequence[FeatureSpec]) -> FeatureSpec:
     for spec in specs:
         for name, kind in spec.profile.items():
             profile.setdefault(name, kind)
+    roles = {s.interaction_roles.model_dump_json() for s in specs}
+    if len(roles) > 1:  # a role family computed two ways cannot serve both models
+        raise ValueError(f"models trained under different interaction roles: {sorted(roles)}")
     return FeatureSpec(
         version=specs[0].version,
         products=union("products"),
@@ -67,6 +70,8 @@ def merged_spec(specs: Sequence[FeatureSpec]) -> FeatureSpec:
         holding_products=union("holding_products"),
         interaction_kinds=union("interaction_kinds"),
         profile=profile,
+        protected=union("protected"),
+        interaction_roles=specs[0].interaction_roles,
         tables=union("tables"),
     )
 

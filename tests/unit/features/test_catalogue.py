@@ -25,7 +25,10 @@ from tests.conftest import base_tables
 
 @pytest.fixture
 def ds(make_dataset):
-    return load_dataset(make_dataset())
+    roles = {"complaint": ["complaint"]}
+    return load_dataset(
+        make_dataset(settings={"allow_protected": ["age"], "interaction_roles": roles})
+    )
 
 
 @pytest.fixture
@@ -176,3 +179,43 @@ def test_a_broken_template_falls_back_to_the_description():
 def test_held_product_reasons_take_the_right_article(product, expected):
     spec = FeatureSpec(holding_products=[product], tables=["holdings"])
     assert render_reason(feature_index(spec)[f"held_{product}"], 1) == expected
+
+
+def _people(n: int = 40) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "customer_id": [f"C{i}" for i in range(n)],
+            "signup_date": ["2023-01-01"] * n,
+            "closed_date": [None] * n,
+            # Few distinct values, so only the names give them away.
+            "full_name": [["Ann Lee", "Bo Chan", "Cy Diaz"][i % 3] for i in range(n)],
+            "email": [f"u{i % 4}@example.com" for i in range(n)],
+            "phone": [f"+44 7700 90000{i % 5}" for i in range(n)],
+            "Customer Notes": [["vip", "call back"][i % 2] for i in range(n)],
+            "gender": [["f", "m"][i % 2] for i in range(n)],
+            "Age": [30 + i % 7 for i in range(n)],
+            "region": [["north", "south"][i % 2] for i in range(n)],
+        }
+    )
+
+
+def test_identifying_columns_are_never_features_and_are_listed_with_why(make_dataset):
+    tables = {"customers": _people(), "transactions": base_tables()["transactions"].iloc[:0]}
+    spec = feature_spec(load_dataset(make_dataset(tables)))
+    for column in ("full_name", "email", "phone", "Customer Notes"):
+        assert column not in spec.profile, f"{column} must not be a feature"
+        assert "identifying" in spec.dropped_profile[column], spec.dropped_profile
+    names = {f.name for f in features_of(spec)}
+    assert not any(("name" in n or "email" in n or "phone" in n) for n in names), names
+
+
+def test_protected_columns_are_features_only_where_allowed(make_dataset):
+    tables = {"customers": _people(), "transactions": base_tables()["transactions"].iloc[:0]}
+    default = feature_spec(load_dataset(make_dataset(tables, name="default")))
+    assert set(default.profile) == {"region"}, default.profile
+    assert "protected" in default.dropped_profile["gender"]
+    assert "protected" in default.dropped_profile["Age"]
+    allowed = feature_spec(
+        load_dataset(make_dataset(tables, {"allow_protected": ["Age"]}, name="allowed"))
+    )
+    assert set(allowed.profile) == {"region", "Age"} and allowed.protected == ["Age"]

@@ -7,6 +7,8 @@ import sqlite3
 
 import pandas as pd
 import pytest
+import sqlalchemy as sa
+import yaml
 
 from features.contract import ContractError, load_dataset, validate_dataset
 from tests.conftest import base_tables
@@ -159,7 +161,7 @@ def test_optional_tables_may_be_absent(make_dataset):
     [
         ({"horizon_days": 0}, "horizon_days", "greater than or equal to 1"),
         ({"churn_definition": "gone"}, "churn_definition", "'closed' or 'inactive'"),
-        ({"horizon_dayz": 30}, "horizon_dayz", "Extra inputs"),
+        ({"horizon_dayz": 30}, "horizon_dayz", "unknown setting"),
         ({"exclude_columns": ["phone"]}, "exclude_columns", "no column 'phone'"),
         ({"exclude_columns": ["customer_id"]}, "exclude_columns", "contract column"),
         (
@@ -169,6 +171,19 @@ def test_optional_tables_may_be_absent(make_dataset):
         ),
         ({"tier_order": ["small", "small", "major", "ordinary"]}, "tier_order", "twice"),
         ({"data_end": "someday"}, "data_end", "valid date"),
+        ({"allow_protected": ["gender"]}, "allow_protected", "no column 'gender'"),
+        (
+            {"interaction_roles": {"complaint": ["grievance"]}},
+            "interaction_roles.complaint",
+            "names kind 'grievance', which no interaction has",
+        ),
+        (
+            {"interaction_roles": {"complaints": ["complaint"]}},
+            "interaction_roles.complaints",
+            "unknown setting",
+        ),
+        ({"interaction_roles": {"complaint": "complaint"}}, "interaction_roles.complaint", "list"),
+        ({"allow_protected": 5}, "allow_protected", "list"),
     ],
 )
 def test_bad_settings_are_reported(make_dataset, settings, column, fragment):
@@ -246,3 +261,29 @@ def test_sql_database_source(tmp_path):
 def test_missing_directory_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="neither a directory nor a SQLAlchemy URL"):
         validate_dataset(tmp_path / "nope")
+
+
+def test_a_settings_file_serves_a_sql_source_and_replaces_tierwise_yaml(tmp_path, make_dataset):
+    # Given the base in a SQLite database, and a settings file beside it
+    url = f"sqlite:///{tmp_path / 'base.db'}"
+    engine = sa.create_engine(url)
+    for name, frame in base_tables().items():
+        frame.to_sql(name, engine, index=False)
+    engine.dispose()
+    settings = tmp_path / "bank.yaml"
+    settings.write_text(yaml.safe_dump({"horizon_days": 30, "exclude_columns": ["region"]}))
+    # When loaded with it
+    ds = load_dataset(url, settings_file=settings)
+    # Then its settings apply
+    assert ds.settings.horizon_days == 30 and "region" not in ds.profile
+    # And it replaces a directory's own tierwise.yaml
+    data = make_dataset(settings={"horizon_days": 60})
+    assert load_dataset(data, settings_file=settings).settings.horizon_days == 30
+    assert load_dataset(data).settings.horizon_days == 60
+
+
+def test_a_missing_settings_file_is_named(make_dataset, tmp_path):
+    report = validate_dataset(make_dataset(), settings_file=tmp_path / "nope.yaml")
+    assert [str(p) for p in report.problems] == [
+        f"{tmp_path / 'nope.yaml'}: settings file does not exist"
+    ]

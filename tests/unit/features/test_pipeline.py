@@ -85,6 +85,13 @@ def tables() -> dict[str, pd.DataFrame]:
     }
 
 
+# The hand-made base's own meanings: its words for complaints and engagement, and age allowed.
+SETTINGS = {
+    "allow_protected": ["age"],
+    "interaction_roles": {"complaint": ["complaint"], "engagement": ["login", "campaign_response"]},
+}
+
+
 def future_rows(after: dt.date) -> dict[str, pd.DataFrame]:
     """Rows of every table dated after `after` (appended to `tables()`)."""
     later = after + dt.timedelta(days=1)
@@ -140,7 +147,7 @@ def assert_same_frames(left: pd.DataFrame, right: pd.DataFrame, why: str) -> Non
 
 @pytest.fixture
 def hand(make_dataset):
-    return load_dataset(make_dataset(tables()))
+    return load_dataset(make_dataset(tables(), SETTINGS))
 
 
 @pytest.fixture
@@ -212,13 +219,101 @@ def test_interactions_count_complaints_contacts_logins_and_satisfaction(row):
     assert (a.contacts_30d, a.contacts_90d) == (2, 2), (
         "logins and campaign responses are no contact"
     )
-    assert a.logins_30d == 1
+    assert a.engagement_30d == 2, "the login 11 days back and the campaign response 6 days back"
     assert a.days_since_last_complaint == 0
     assert a.satisfaction_last_365d == 2, "the latest score, not the best"
     assert a.satisfaction_mean_365d == pytest.approx(3.0)
     d = row.loc["D"]
     assert d.days_since_last_complaint == 700, "complaint recency looks over all history"
     assert math.isnan(d.satisfaction_mean_365d), "scores older than a year are not used"
+
+
+def test_every_kind_gets_counts_recency_and_trend_in_its_own_name(row):
+    a, d = row.loc["A"], row.loc["D"]
+    assert (a.kind_complaint_30d, a.kind_complaint_90d, a.kind_complaint_365d) == (1, 1, 2)
+    assert a.kind_complaint_days_since == 0
+    assert a.kind_complaint_trend == pytest.approx((1 - 1 / 3) / (1 / 3 + 1)), (
+        "one in the last 30 days against one in the 90 before (age 90)"
+    )
+    assert (a.kind_login_30d, a.kind_login_90d, a.kind_login_days_since) == (1, 2, 11)
+    assert a.kind_inquiry_trend == pytest.approx(1.0), "one now, none in the 90 days before"
+    assert d.kind_complaint_365d == 0 and math.isnan(d.kind_complaint_days_since), (
+        "a complaint 700 days back is outside the year"
+    )
+    assert a.engagement_trend == pytest.approx((2 - 1 / 3) / (1 / 3 + 1)), (
+        "two engagement events now, one (the login at 59 days) in the 90 before"
+    )
+
+
+def test_every_product_gets_its_own_spend_and_count_windows(row):
+    a = row.loc["A"]
+    assert (a.product_checking_count_30d, a.product_checking_spend_30d) == (1, 10.0)
+    assert (a.product_checking_count_90d, a.product_checking_spend_90d) == (2, 30.0)
+    assert (a.product_checking_count_365d, a.product_checking_spend_365d) == (3, 27.0), (
+        "the refund counts; the row 365 days back does not"
+    )
+    assert (a.product_savings_count_30d, a.product_savings_spend_30d) == (1, 5.0)
+    assert row.loc["C"].product_checking_count_365d == 0
+
+
+def test_every_held_product_gets_its_tenure_and_fee(row):
+    a = row.loc["A"]
+    assert (a.held_checking_days, a.fee_checking) == (1461, 5.0)
+    assert (a.held_credit_card_days, a.fee_credit_card) == (455, 2.5), "closes after AS_OF"
+    assert math.isnan(a.held_savings_days) and a.fee_savings == 0, "savings closed 20 days back"
+
+
+def test_fee_change_compares_open_fees_with_90_days_before(make_dataset):
+    base = tables()
+    recent = ("C", "savings", str(AS_OF - dt.timedelta(10)), None, 3.0)
+    base["holdings"].loc[len(base["holdings"])] = recent
+    gone = ("D", "checking", "2021-01-01", str(AS_OF - dt.timedelta(5)), 4.0)
+    base["holdings"].loc[len(base["holdings"])] = gone
+    frame = build_features(load_dataset(make_dataset(base, SETTINGS)), [AS_OF])
+    change = frame.set_index("customer_id")["holdings_fee_change_90d"]
+    assert (change["A"], change["C"], change["D"]) == (0, 3.0, -4.0)
+
+
+def test_tier_history_counts_moves_up_and_down(make_dataset):
+    base = tables()
+    moves = [("B", "major", "2023-09-01"), ("B", "small", "2024-02-01")]
+    for move in moves:
+        base["tiers"].loc[len(base["tiers"])] = move
+    frame = build_features(load_dataset(make_dataset(base, SETTINGS)), [AS_OF]).set_index(
+        "customer_id"
+    )
+    assert (frame.loc["A", "tier_ups_365d"], frame.loc["A", "tier_downs_365d"]) == (1, 0)
+    assert (frame.loc["B", "tier_ups_365d"], frame.loc["B", "tier_downs_365d"]) == (1, 1), (
+        "ordinary -> major -> small"
+    )
+
+
+def test_named_roles_are_settings_not_code(make_dataset):
+    # Given the same base with no roles declared
+    ds = load_dataset(make_dataset(tables()))
+    names = {f.name for f in features_of(feature_spec(ds))}
+    # Then per-kind features exist, but no complaint or engagement family, and every kind counts
+    assert "kind_complaint_30d" in names and "kind_login_30d" in names
+    assert not names & {"complaints_30d", "days_since_last_complaint", "engagement_30d"}
+    frame = build_features(ds, [AS_OF]).set_index("customer_id")
+    assert frame.loc["A", "contacts_30d"] == 4, "without engagement kinds every kind is a contact"
+
+
+def test_a_kind_or_product_first_seen_after_as_of_has_no_value_then(make_dataset):
+    # Given a kind and a product that first appear after AS_OF, in the spec of the later data
+    later = tables()
+    later["interactions"].loc[len(later["interactions"])] = (
+        "A", f"{AS_OF + dt.timedelta(3)}T10:00:00Z", "chat", "web", None,
+    )  # fmt: skip
+    later["transactions"].loc[len(later["transactions"])] = (
+        "A", f"{AS_OF + dt.timedelta(3)}T10:00:00Z", 9.0, "crypto", "web",
+    )  # fmt: skip
+    ds = load_dataset(make_dataset(later, SETTINGS))
+    frame = build_features(ds, [AS_OF]).set_index("customer_id")
+    # Then as of AS_OF they count nothing
+    assert (frame["kind_chat_365d"] == 0).all() and frame["kind_chat_days_since"].isna().all()
+    assert (frame["product_crypto_count_365d"] == 0).all()
+    assert (frame["product_crypto_spend_365d"] == 0).all()
 
 
 def test_tenure_profile_and_tier(row):
@@ -236,9 +331,9 @@ def test_tenure_profile_and_tier(row):
 def test_rows_after_as_of_change_no_feature(make_dataset):
     # Given the hand-made base, and the same base with rows dated after the last as-of date
     dates = [dt.date(2024, 1, 31), AS_OF]
-    base = load_dataset(make_dataset(tables(), name="base"))
+    base = load_dataset(make_dataset(tables(), SETTINGS, name="base"))
     spec = feature_spec(base)
-    later = load_dataset(make_dataset(with_future(tables(), AS_OF), name="later"))
+    later = load_dataset(make_dataset(with_future(tables(), AS_OF), SETTINGS, name="later"))
     # When features are computed as of those dates with one spec
     before, after = build_features(base, dates, spec), build_features(later, dates, spec)
     # Then nothing differs

@@ -10,11 +10,18 @@ import numpy as np
 import pytest
 
 from features.catalogue import Feature, FeatureSpec, feature_index
+from features.contract import InteractionRoles
 from features.model import Calibration, Encoding, Predictor
-from serving.reasons import suggestion_points, talking_points, top_reasons
+from serving.reasons import reasons_of, suggestion_points, talking_points, top_reasons
 
 NAMES = ["complaints_90d", "tenure_days", "value"]
-FEATURES = feature_index(FeatureSpec(tables=["interactions"]))
+SPEC = FeatureSpec(
+    tables=["interactions"],
+    interaction_roles=InteractionRoles(complaint=["complaint"]),
+    profile={"gender": "categorical", "region": "categorical"},
+    protected=["gender"],
+)
+FEATURES = feature_index(SPEC)
 AS_OF = date(2026, 3, 13)
 
 
@@ -52,6 +59,16 @@ def test_the_driving_feature_comes_first_in_plain_words(predictor):
     assert all(r.contribution > 0 for r in reasons), "only features that push the score up"
     pushes = [r.contribution for r in reasons]
     assert pushes == sorted(pushes, reverse=True), "largest push first"
+
+
+def test_profile_and_protected_attributes_are_never_reasons():
+    # Given contributions where gender and region push hardest, then complaints
+    names = ["profile_gender", "profile_region", "complaints_90d"]
+    values = {"profile_gender": "f", "profile_region": "north", "complaints_90d": 2}
+    # When rendered as reasons
+    reasons = reasons_of(np.array([2.0, 1.5, 0.3]), names, values, FEATURES)
+    # Then only the behaviour is given as why
+    assert [r.feature for r in reasons] == ["complaints_90d"], reasons
 
 
 def test_at_most_k_reasons(predictor):
