@@ -32,6 +32,14 @@ HorizonOption = Annotated[
     int | None, typer.Option("--horizon-days", min=1, help="Overrides tierwise.yaml.")
 ]
 ChurnOption = Annotated[str | None, typer.Option("--churn-definition", help="closed or inactive.")]
+SettingsOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--settings",
+        help="Dataset settings YAML for any source, a SQL URL too; replaces the directory's "
+        "tierwise.yaml (default: TIERWISE_DATASET_SETTINGS).",
+    ),
+]
 EngineOption = Annotated[
     str,
     typer.Option(
@@ -56,17 +64,23 @@ def _fail(message: str, code: int = 1) -> None:
 
 
 @app.command()
-def validate(data: DataOption) -> None:
-    """Check a dataset against the data contract; exit 1 if any rule breaks."""
+def validate(data: DataOption, settings_file: SettingsOption = None) -> None:
+    """Check a dataset against the data contract; exit 1 if any rule breaks. Lists the
+    customer columns that will not be features, and why."""
+    from features.catalogue import feature_spec
     from features.contract import validate_dataset
 
+    config = settings()
     try:
-        report = validate_dataset(data)
+        report = validate_dataset(data, settings_file=_settings_file(settings_file, config))
     except FileNotFoundError as err:
         _fail(str(err))
     typer.echo(report.render())
     if not report.ok:
         raise typer.Exit(1)
+    left_out = feature_spec(open_data(data, config, settings_file)).dropped_profile
+    for column, why in left_out.items():
+        typer.echo(f"not a feature: customers.{column} ({why})")
 
 
 @app.command("demo-data")
@@ -74,12 +88,19 @@ def demo_data(
     out: Annotated[Path, typer.Option(help="Directory to write the tables into.")],
     customers: Annotated[int, typer.Option(min=10, help="Number of customers.")] = 20_000,
     seed: Annotated[int, typer.Option(help="Random seed; same seed, same bytes.")] = 0,
+    flavour: Annotated[
+        str, typer.Option(help="bank (a retail bank) or saas (a subscription software base).")
+    ] = "bank",
 ) -> None:
-    """Write a synthetic retail-bank customer base in the data contract."""
-    from features.demo import generate_demo_data
-
-    generate_demo_data(out, customers=customers, seed=seed)
-    typer.echo(f"demo data: {customers:,} customers written to {out}")
+    """Write a synthetic customer base in the data contract: a retail bank or a SaaS business."""
+    if flavour == "bank":
+        from features.demo import generate_demo_data as generate
+    elif flavour == "saas":
+        from features.demo_saas import generate_saas_data as generate
+    else:
+        _fail(f"--flavour must be bank or saas, got {flavour!r}")
+    generate(out, customers=customers, seed=seed)
+    typer.echo(f"demo data ({flavour}): {customers:,} customers written to {out}")
 
 
 def settings() -> Settings:
@@ -97,13 +118,33 @@ def _champions(config: Settings):
         _fail(str(err))
 
 
-def open_data(data: str, config: Settings, **overrides):
-    """Load and validate a dataset; a broken contract ends the command with the report."""
-    from features.contract import ContractError, connect, load_dataset
+def _settings_file(given: Path | None, config: Settings) -> Path | None:
+    return given or config.dataset_settings
 
+
+def open_data(
+    data: str,
+    config: Settings,
+    settings_file: Path | None = None,
+    models: ModelSet | None = None,
+    **overrides,
+):
+    """Load and validate a dataset; a broken contract ends the command with the report.
+
+    Settings come from ``--settings``, else ``TIERWISE_DATASET_SETTINGS``, else the
+    directory's ``tierwise.yaml``; where none of them applies and ``models`` are given,
+    the settings the models were trained under (less ``data_end``, which is the newer
+    data's own), so that scoring reads a base as training did.
+    """
+    from features.contract import ContractError, connect, load_dataset, settings_path
+
+    settings_file = _settings_file(settings_file, config)
+    if models is not None and settings_path(data, settings_file) is None:
+        trained = next((m.settings for m in models.models.values() if m.settings), {})
+        overrides = {**{k: v for k, v in trained.items() if k != "data_end"}, **overrides}
     con = connect(config.threads, config.memory_limit, config.scratch_dir())
     try:
-        return load_dataset(data, overrides, con)
+        return load_dataset(data, overrides, con, settings_file)
     except ContractError as err:
         _fail(str(err))
     except FileNotFoundError as err:
@@ -116,13 +157,14 @@ def features(
     as_of: AsOfOption,
     out: Annotated[Path, typer.Option(help="Parquet file (a folder of parts on Spark).")],
     engine: EngineOption = "duckdb",
+    settings_file: SettingsOption = None,
 ) -> None:
     """Compute point-in-time features for the population at each as-of date."""
     from features.pipeline import write_features
 
     if engine not in ("duckdb", "spark"):
         _fail(f"--engine must be duckdb or spark, got {engine!r}")
-    ds = open_data(data, settings())
+    ds = open_data(data, settings(), settings_file)
     try:
         if engine == "spark":
             from features.spark import write_spark_features
@@ -145,13 +187,20 @@ def train(
     churn_definition: ChurnOption = None,
     snapshots: Annotated[int, typer.Option(min=1, help="Monthly snapshots when no --as-of.")] = 12,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    settings_file: SettingsOption = None,
 ) -> None:
     """Train churn, upgrade and cross-sell models; register them in MLflow as challengers."""
     from features.spine import as_of_dates
     from training.train import TrainingConfig, train_models
 
     config = settings()
-    ds = open_data(data, config, horizon_days=horizon_days, churn_definition=churn_definition)
+    ds = open_data(
+        data,
+        config,
+        settings_file,
+        horizon_days=horizon_days,
+        churn_definition=churn_definition,
+    )
     try:
         result = train_models(
             ds,
@@ -215,6 +264,7 @@ def score(
     no_store: Annotated[
         bool, typer.Option("--no-store", help="Do not refresh the online store.")
     ] = False,
+    settings_file: SettingsOption = None,
 ) -> None:
     """Score every customer at a date: probabilities, tiers and the policy's top suggestions,
     as partitioned parquet switched in atomically; refresh the online store from the same run
@@ -232,7 +282,7 @@ def score(
     except (ValueError, StartupError) as err:
         _fail(str(err))
     models = _champions(config)
-    ds = open_data(data, config)
+    ds = open_data(data, config, settings_file, models)
     declines = read_declines(config.decisions_url(), day, policy)
     store = None if no_store else OnlineStore(config.online_url())
     # A bar on a terminal only: CI logs get the summary line, not a line per update.
@@ -270,11 +320,12 @@ def score(
 def materialize(
     data: DataOption,
     as_of: Annotated[str, typer.Option("--as-of", help="Latest data date to serve (YYYY-MM-DD).")],
+    settings_file: SettingsOption = None,
 ) -> None:
     """Write every customer's latest features, tier and history into the online store."""
     config = settings()
     models = _champions(config)
-    ds = open_data(data, config)
+    ds = open_data(data, config, settings_file, models)
     _refresh_store(ds, as_of, models, config)
 
 
@@ -361,13 +412,14 @@ def monitor(
         float | None,
         typer.Option(min=0, help="Calibration error rise above training that alerts (0.05)."),
     ] = None,
+    settings_file: SettingsOption = None,
 ) -> None:
     """Drift, realized performance, value pyramid and agent feedback as one HTML report
     (JSON beside it); exit 1 when any alert fires, so a scheduler can page someone."""
     from serving.monitor import Thresholds, run_monitor
 
     config = settings()
-    ds = open_data(data, config)
+    ds = open_data(data, config, settings_file, _champions(config))
     given = {"psi": psi, "score_psi": score_psi, "auc_drop": auc_drop, "ece_rise": ece_rise}
     thresholds = Thresholds(**{k: v for k, v in given.items() if v is not None})
     report = out or config.home / "reports" / f"monitor-{as_of}.html"

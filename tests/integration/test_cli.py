@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+import sqlalchemy as sa
+import yaml
 from typer.testing import CliRunner
 
 from tests.conftest import base_tables
@@ -31,6 +33,40 @@ def test_validate_accepts_good_data_and_rejects_broken_data(run, make_dataset):
     bad = run("validate", "--data", make_dataset(tables, name="bad"))
     assert bad.exit_code == 1
     assert "holdings.closed: must not be before opened (1 rows); e.g. customer_id A" in bad.output
+
+
+def test_validate_lists_the_columns_that_are_not_features_and_why(run, make_dataset):
+    tables = base_tables()
+    tables["customers"]["email"] = ["a@example.com", "b@example.com", "c@example.com"]
+    result = run("validate", "--data", make_dataset(tables))
+    assert result.exit_code == 0, result.output
+    assert "not a feature: customers.email (named like identifying data" in result.output
+    assert "not a feature: customers.age (a protected attribute" in result.output
+
+
+def test_settings_file_serves_a_sqlite_source(run, tmp_path):
+    # Given the base in SQLite with tiers of its own names, and its settings in a file
+    tables = base_tables()
+    tables["tiers"]["tier"] = ["bronze", "silver", "bronze", "gold"]
+    url = f"sqlite:///{tmp_path / 'base.db'}"
+    engine = sa.create_engine(url)
+    for name, frame in tables.items():
+        frame.to_sql(name, engine, index=False)
+    engine.dispose()
+    settings = tmp_path / "base.yaml"
+    settings.write_text(yaml.safe_dump({"tier_order": ["bronze", "silver", "gold"]}))
+    # When validated without and with --settings
+    refused = run("validate", "--data", url)
+    accepted = run("validate", "--data", url, "--settings", settings)
+    # Then only the settings make its tier names known
+    assert refused.exit_code == 1 and "tiers.tier: must be one of tier_order" in refused.output
+    assert accepted.exit_code == 0, accepted.output
+    # And the environment variable does the same for every command
+    out = tmp_path / "features.parquet"
+    env = {"TIERWISE_DATASET_SETTINGS": str(settings)}
+    made = run("features", "--data", url, "--as-of", "2023-12-31", "--out", out, env=env)
+    assert made.exit_code == 0, made.output
+    assert set(pd.read_parquet(out)["tier"].dropna()) <= {"bronze", "silver", "gold"}
 
 
 def test_features_writes_the_table(run, make_dataset, tmp_path):
