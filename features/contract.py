@@ -17,7 +17,7 @@ from typing import Literal
 
 import duckdb
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from features.sql import ident, literal
 
@@ -101,6 +101,38 @@ TABLES: dict[str, Table] = {
 VALUE_TIERS = ("small", "ordinary", "major", "VIP")
 
 
+class ValueTiers(BaseModel):
+    """How customers are cut into value tiers: names lowest first, one share each.
+
+    ``quantile`` shares are of customers, ``cumulative_value`` shares of total value;
+    the best customers fill the highest tier first.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    names: list[str] = Field(min_length=1, description="tier names, lowest first")
+    shares: list[float] = Field(min_length=1, description="share of each tier, same order")
+    method: Literal["quantile", "cumulative_value"] = "quantile"
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ValueTiers:
+        if len(self.shares) != len(self.names):
+            raise ValueError(f"{len(self.names)} names but {len(self.shares)} shares")
+        if len(set(self.names)) != len(self.names) or not all(self.names):
+            raise ValueError(f"names must be unique and non-empty: {self.names}")
+        if any(not 0 < s <= 1 for s in self.shares) or abs(sum(self.shares) - 1) > 1e-9:
+            raise ValueError(f"shares must be positive and sum to 1: {self.shares}")
+        return self
+
+
+# Named schemes: the customer pyramid (50/30/15/5% of customers) and ABC 80/20 (A: the
+# customers who bring the top 80% of value, B the next 15%, C the rest).
+VALUE_TIER_PRESETS = {
+    "pyramid": ValueTiers(names=list(VALUE_TIERS), shares=[0.50, 0.30, 0.15, 0.05]),
+    "abc": ValueTiers(names=["C", "B", "A"], shares=[0.05, 0.15, 0.80], method="cumulative_value"),
+}
+
+
 class InteractionRoles(BaseModel):
     """Named meanings of interaction kinds: a dataset's own words, never the code's.
 
@@ -138,6 +170,16 @@ class DatasetSettings(BaseModel):
         "never shown as reasons",
     )
     interaction_roles: InteractionRoles = Field(default_factory=InteractionRoles)
+    value_tiers: Literal["pyramid", "abc"] | ValueTiers = Field(
+        "pyramid", description="the value pyramid: pyramid, abc, or {names, shares, method}"
+    )
+
+    def value_scheme(self) -> ValueTiers:
+        """The value tiers these settings name, a preset resolved."""
+        if isinstance(self.value_tiers, str):
+            return VALUE_TIER_PRESETS[self.value_tiers]
+        return self.value_tiers
+
     data_end: dt.date | None = Field(None, description="last day the data covers")
 
 
@@ -198,7 +240,7 @@ class Dataset:
 
     @property
     def tier_order(self) -> list[str]:
-        return list(self.settings.tier_order or VALUE_TIERS)
+        return list(self.settings.tier_order or self.settings.value_scheme().names)
 
 
 def connect(threads: int = 2, memory_limit: str = "8GB", temp_dir: Path | None = None):
@@ -385,7 +427,9 @@ def _check(
                 Problem(name, "", "required table is missing (expected <table>.parquet or .csv)")
             )
     columns = {t: _columns(con, f"raw_{t}") for t in tables}
-    tier_order = (settings.tier_order if settings else None) or list(VALUE_TIERS)
+    tier_order = (settings.tier_order if settings else None) or (
+        (settings or DatasetSettings()).value_scheme().names
+    )
     for name in tables:
         report.rows[name] = con.execute(f"SELECT count(*) FROM raw_{name}").fetchone()[0]
         report.problems += _check_table(con, TABLES[name], columns[name], tier_order)
@@ -641,7 +685,7 @@ def _resolve_settings(con, tables: list[str], settings: DatasetSettings) -> Data
         update={
             "churn_definition": settings.churn_definition
             or ("closed" if any_closed else "inactive"),
-            "tier_order": settings.tier_order or list(VALUE_TIERS),
+            "tier_order": settings.tier_order or settings.value_scheme().names,
             "data_end": data_end,
         }
     )

@@ -15,7 +15,7 @@ import pandas as pd
 from features.contract import Dataset
 from features.spine import as_of_dates, register_spine
 from features.sql import ident, literal
-from features.tiers import PYRAMID, tier_names, tier_rank_at
+from features.tiers import tier_names, tier_rank_at
 
 LABEL_SPINE = "label_spine"  # its own temp table, so labels never replace the features' spine
 CHURN_DEFINITIONS = ("closed", "inactive")
@@ -145,8 +145,8 @@ def _labels_sql(ds: Dataset, horizon: int, definition: str, products: list[str])
     s = LABEL_SPINE
     end = f"CAST(s.as_of + INTERVAL {horizon} DAY AS DATE)"
     ctes = [
-        ("lb_rank_now", tier_rank_at(ds, s, 0, PYRAMID)),
-        ("lb_rank_later", tier_rank_at(ds, s, horizon, PYRAMID)),
+        ("lb_rank_now", tier_rank_at(ds, s, 0)),
+        ("lb_rank_later", tier_rank_at(ds, s, horizon)),
     ]
     joins = [
         "JOIN customers c ON c.customer_id = s.customer_id",
@@ -175,7 +175,7 @@ def _labels_sql(ds: Dataset, horizon: int, definition: str, products: list[str])
             "LEFT JOIN lb_activity a ON a.customer_id = s.customer_id AND a.as_of = s.as_of"
         )
         churn = "CASE WHEN a.active_before = 1 THEN 1 - a.active_after END"
-    top = len(tier_names(ds, PYRAMID)) - 1
+    top = len(tier_names(ds)) - 1
     upgrade = f"""CASE WHEN r0.tier_rank >= {top} THEN NULL
                        WHEN rh.tier_rank IS NULL THEN 0
                        WHEN rh.tier_rank > r0.tier_rank THEN 1 ELSE 0 END"""

@@ -22,7 +22,7 @@ from typing import Literal
 
 import pandas as pd
 
-from features.contract import Dataset
+from features.contract import VALUE_TIER_PRESETS, Dataset, ValueTiers
 from features.spine import register_spine
 from features.sql import literal
 
@@ -81,19 +81,30 @@ class TierScheme:
         return bounds
 
 
-PYRAMID = TierScheme(("small", "ordinary", "major", "VIP"), (0.50, 0.30, 0.15, 0.05), "quantile")
-ABC = TierScheme(("C", "B", "A"), (0.05, 0.15, 0.80), "cumulative_value")
+def scheme_from(tiers: ValueTiers) -> TierScheme:
+    """The TierScheme of dataset settings' value tiers."""
+    return TierScheme(tuple(tiers.names), tuple(tiers.shares), tiers.method)
 
 
-def tier_names(ds: Dataset, scheme: TierScheme = PYRAMID) -> tuple[str, ...]:
+PYRAMID = scheme_from(VALUE_TIER_PRESETS["pyramid"])
+ABC = scheme_from(VALUE_TIER_PRESETS["abc"])
+
+
+def scheme_of(ds: Dataset) -> TierScheme:
+    """The value tiers a dataset's settings ask for (the pyramid by default)."""
+    return scheme_from(ds.settings.value_scheme())
+
+
+def tier_names(ds: Dataset, scheme: TierScheme | None = None) -> tuple[str, ...]:
     """The names of the service tier (``tier``/``tier_rank``), lowest first.
 
-    With a ``tiers`` table they are the dataset's ``tier_order``; otherwise the scheme's.
+    With a ``tiers`` table they are the dataset's ``tier_order``; otherwise the scheme's
+    (by default the dataset's own value tiers).
     """
-    return tuple(ds.tier_order) if "tiers" in ds.tables else scheme.names
+    return tuple(ds.tier_order) if "tiers" in ds.tables else (scheme or scheme_of(ds)).names
 
 
-def tier_sql(ds: Dataset, spine: str = "spine", scheme: TierScheme = PYRAMID) -> str:
+def tier_sql(ds: Dataset, spine: str = "spine", scheme: TierScheme | None = None) -> str:
     """SQL for value and service tiers: one row per row of ``spine``, all as-of dates at once.
 
     Customers are ranked among the whole population at each as-of date of the spine (not
@@ -103,7 +114,7 @@ def tier_sql(ds: Dataset, spine: str = "spine", scheme: TierScheme = PYRAMID) ->
     Args:
         ds: the dataset.
         spine: name of a table or view with columns ``customer_id`` and ``as_of DATE``.
-        scheme: how value tiers are cut.
+        scheme: how value tiers are cut; by default as the dataset's settings say.
 
     Returns:
         A SELECT with columns ``customer_id, as_of, value, value_tier, value_tier_rank,
@@ -120,11 +131,11 @@ def tier_sql(ds: Dataset, spine: str = "spine", scheme: TierScheme = PYRAMID) ->
         signup is the initial tier (not counted as a change). Without one, the service
         tier is the value tier and both counts are null.
     """
-    return _tier_query(ds, spine, scheme, offset_days=0, rank_only=False)
+    return _tier_query(ds, spine, scheme or scheme_of(ds), offset_days=0, rank_only=False)
 
 
 def tier_rank_at(
-    ds: Dataset, spine: str, offset_days: int = 0, scheme: TierScheme = PYRAMID
+    ds: Dataset, spine: str, offset_days: int = 0, scheme: TierScheme | None = None
 ) -> str:
     """SQL for the service tier rank of each spine row as of ``as_of + offset_days``.
 
@@ -136,23 +147,26 @@ def tier_rank_at(
         A SELECT with columns ``customer_id, as_of, tier_rank`` (``as_of`` as in the spine),
         one row per spine row.
     """
+    scheme = scheme or scheme_of(ds)
     return _tier_query(ds, spine, scheme, offset_days=offset_days, rank_only=True)
 
 
 def assign_tiers(
-    ds: Dataset, as_of: Sequence[dt.date | str], scheme: TierScheme = PYRAMID
+    ds: Dataset, as_of: Sequence[dt.date | str], scheme: TierScheme | None = None
 ) -> pd.DataFrame:
     """Value and service tiers of the population at each as-of date, with a plain reason.
 
     Registers the temp table ``spine`` on ``ds.con`` (replacing any previous one).
 
     Returns:
-        The columns of ``tier_sql`` plus ``tier_reason``, e.g. "VIP: 12-month value 12,340,
-        top 5% of customers, threshold 8,100", ordered by customer_id, as_of.
+        The columns of ``tier_sql`` plus ``tier_reason``, e.g. "your 12-month value of
+        12,340 puts you in the top 5% of customers; VIP starts at 8,100", ordered by
+        customer_id, as_of.
 
     Raises:
         ValueError: no as-of dates, or one that is not an ISO date.
     """
+    scheme = scheme or scheme_of(ds)
     register_spine(ds, as_of)
     frame = ds.con.execute(
         f"SELECT * FROM ({tier_sql(ds, 'spine', scheme)}) t ORDER BY customer_id, as_of"
@@ -461,23 +475,33 @@ def tier_reason(
     next_tier: str | None,
     gap: float | None,
 ) -> str | None:
-    """A sentence a customer could be told about their value tier."""
+    """A sentence a customer could be told about their value tier, in their own terms.
+
+    For example "your 12-month value of 2,140 puts you in the top 20% of customers, in our
+    major tier; major starts at 1,800; 660 more would reach VIP". A threshold is stated
+    only where it is a positive amount (the lowest tier has none to state), and a value
+    below zero is said in words, never as a negative sum.
+    """
     if tier is None or pd.isna(value) or pd.isna(rank):
         return None
     rank, top = int(rank), len(scheme.names) - 1
-    own = scheme.shares[rank]
-    if scheme.method == "quantile":
-        if top == 0:
-            where = "every customer"
-        elif rank == 0:
-            where = f"bottom {_pct(own)} of customers"
-        else:
-            where = f"top {_pct(math.fsum(scheme.shares[rank:]))} of customers"
+    if value > 0:
+        standing = f"your 12-month value of {_money(value)}"
+    elif value == 0:
+        standing = "no spend over the last 12 months"
     else:
-        position = "top" if rank == top else "remaining" if rank == 0 else "next"
-        where = f"among the customers who make up the {position} {_pct(own)} of value"
-    text = f"{tier}: 12-month value {_money(value)}, {where}, threshold {_money(threshold)}"
-    if next_tier is not None and gap is not None and not pd.isna(gap):
+        standing = "more refunded than spent over the last 12 months"
+    if rank == 0 or top == 0:
+        where = f"our {tier} tier"
+    elif scheme.method == "quantile":
+        where = f"the top {_pct(math.fsum(scheme.shares[rank:]))} of customers, in our {tier} tier"
+    else:
+        share = _pct(math.fsum(scheme.shares[rank:]))
+        where = f"our {tier} tier, the customers who bring the top {share} of our business"
+    text = f"{standing} puts you in {where}"
+    if rank > 0 and threshold is not None and not pd.isna(threshold) and threshold > 0:
+        text += f"; {tier} starts at {_money(threshold)}"
+    if next_tier is not None and gap is not None and not pd.isna(gap) and gap > 0:
         text += f"; {_money(gap)} more would reach {next_tier}"
     return text
 

@@ -40,6 +40,14 @@ SettingsOption = Annotated[
         "tierwise.yaml (default: TIERWISE_DATASET_SETTINGS).",
     ),
 ]
+TiersOption = Annotated[
+    str | None,
+    typer.Option(
+        "--value-tiers",
+        help="The value pyramid: pyramid (50/30/15/5% of customers) or abc (80/15/5% of "
+        "value); overrides the settings, where custom names and shares can be given.",
+    ),
+]
 EngineOption = Annotated[
     str,
     typer.Option(
@@ -64,7 +72,9 @@ def _fail(message: str, code: int = 1) -> None:
 
 
 @app.command()
-def validate(data: DataOption, settings_file: SettingsOption = None) -> None:
+def validate(
+    data: DataOption, settings_file: SettingsOption = None, value_tiers: TiersOption = None
+) -> None:
     """Check a dataset against the data contract; exit 1 if any rule breaks. Lists the
     customer columns that will not be features, and why."""
     from features.catalogue import feature_spec
@@ -72,13 +82,16 @@ def validate(data: DataOption, settings_file: SettingsOption = None) -> None:
 
     config = settings()
     try:
-        report = validate_dataset(data, settings_file=_settings_file(settings_file, config))
+        report = validate_dataset(
+            data, {"value_tiers": value_tiers}, _settings_file(settings_file, config)
+        )
     except FileNotFoundError as err:
         _fail(str(err))
     typer.echo(report.render())
     if not report.ok:
         raise typer.Exit(1)
-    left_out = feature_spec(open_data(data, config, settings_file)).dropped_profile
+    ds = open_data(data, config, settings_file, value_tiers=value_tiers)
+    left_out = feature_spec(ds).dropped_profile
     for column, why in left_out.items():
         typer.echo(f"not a feature: customers.{column} ({why})")
 
@@ -158,13 +171,14 @@ def features(
     out: Annotated[Path, typer.Option(help="Parquet file (a folder of parts on Spark).")],
     engine: EngineOption = "duckdb",
     settings_file: SettingsOption = None,
+    value_tiers: TiersOption = None,
 ) -> None:
     """Compute point-in-time features for the population at each as-of date."""
     from features.pipeline import write_features
 
     if engine not in ("duckdb", "spark"):
         _fail(f"--engine must be duckdb or spark, got {engine!r}")
-    ds = open_data(data, settings(), settings_file)
+    ds = open_data(data, settings(), settings_file, value_tiers=value_tiers)
     try:
         if engine == "spark":
             from features.spark import write_spark_features
@@ -188,6 +202,7 @@ def train(
     snapshots: Annotated[int, typer.Option(min=1, help="Monthly snapshots when no --as-of.")] = 12,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     settings_file: SettingsOption = None,
+    value_tiers: TiersOption = None,
 ) -> None:
     """Train churn, upgrade and cross-sell models; register them in MLflow as challengers."""
     from features.spine import as_of_dates
@@ -200,6 +215,7 @@ def train(
         settings_file,
         horizon_days=horizon_days,
         churn_definition=churn_definition,
+        value_tiers=value_tiers,
     )
     try:
         result = train_models(
@@ -265,6 +281,7 @@ def score(
         bool, typer.Option("--no-store", help="Do not refresh the online store.")
     ] = False,
     settings_file: SettingsOption = None,
+    value_tiers: TiersOption = None,
 ) -> None:
     """Score every customer at a date: probabilities, tiers and the policy's top suggestions,
     as partitioned parquet switched in atomically; refresh the online store from the same run
@@ -282,7 +299,7 @@ def score(
     except (ValueError, StartupError) as err:
         _fail(str(err))
     models = _champions(config)
-    ds = open_data(data, config, settings_file, models)
+    ds = open_data(data, config, settings_file, models, value_tiers=value_tiers)
     declines = read_declines(config.decisions_url(), day, policy)
     store = None if no_store else OnlineStore(config.online_url())
     # A bar on a terminal only: CI logs get the summary line, not a line per update.
@@ -321,11 +338,12 @@ def materialize(
     data: DataOption,
     as_of: Annotated[str, typer.Option("--as-of", help="Latest data date to serve (YYYY-MM-DD).")],
     settings_file: SettingsOption = None,
+    value_tiers: TiersOption = None,
 ) -> None:
     """Write every customer's latest features, tier and history into the online store."""
     config = settings()
     models = _champions(config)
-    ds = open_data(data, config, settings_file, models)
+    ds = open_data(data, config, settings_file, models, value_tiers=value_tiers)
     _refresh_store(ds, as_of, models, config)
 
 
@@ -413,13 +431,14 @@ def monitor(
         typer.Option(min=0, help="Calibration error rise above training that alerts (0.05)."),
     ] = None,
     settings_file: SettingsOption = None,
+    value_tiers: TiersOption = None,
 ) -> None:
     """Drift, realized performance, value pyramid and agent feedback as one HTML report
     (JSON beside it); exit 1 when any alert fires, so a scheduler can page someone."""
     from serving.monitor import Thresholds, run_monitor
 
     config = settings()
-    ds = open_data(data, config, settings_file, _champions(config))
+    ds = open_data(data, config, settings_file, _champions(config), value_tiers=value_tiers)
     given = {"psi": psi, "score_psi": score_psi, "auc_drop": auc_drop, "ece_rise": ece_rise}
     thresholds = Thresholds(**{k: v for k, v in given.items() if v is not None})
     report = out or config.home / "reports" / f"monitor-{as_of}.html"

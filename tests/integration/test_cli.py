@@ -135,3 +135,17 @@ def test_score_without_models_is_a_clear_error(run, make_dataset, tmp_path):
         "score", "--data", make_dataset(), "--as-of", "2023-12-31", "--out", tmp_path / "s.parquet"
     )
     assert result.exit_code == 1 and "run `tierwise train` first" in result.output
+
+
+def test_value_tiers_are_chosen_on_the_command_line(run, make_dataset, tmp_path):
+    data = make_dataset(
+        {k: v for k, v in base_tables().items() if k != "tiers"}, name="no-service-tiers"
+    )
+    out = tmp_path / "abc.parquet"
+    made = run(
+        "features", "--data", data, "--as-of", "2023-12-31", "--out", out, "--value-tiers", "abc"
+    )
+    assert made.exit_code == 0, made.output
+    assert set(pd.read_parquet(out)["value_tier"].dropna()) <= {"A", "B", "C"}
+    bad = run("validate", "--data", data, "--value-tiers", "pyramids")
+    assert bad.exit_code == 1 and "value_tiers" in bad.output, bad.output

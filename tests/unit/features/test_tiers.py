@@ -7,9 +7,17 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from features.contract import load_dataset
+from features.contract import load_dataset, validate_dataset
 from features.spine import register_spine
-from features.tiers import ABC, PYRAMID, TierScheme, assign_tiers, tier_rank_at, tier_sql
+from features.tiers import (
+    ABC,
+    PYRAMID,
+    TierScheme,
+    assign_tiers,
+    tier_rank_at,
+    tier_reason,
+    tier_sql,
+)
 
 AS_OF = dt.date(2024, 6, 30)
 
@@ -273,17 +281,50 @@ def test_without_tiers_table_service_tier_is_value_tier(make_dataset):
     assert frame["days_in_tier"].isna().all() and frame["tier_changes_365d"].isna().all()
 
 
-def test_reasons_name_tier_value_and_threshold(make_dataset):
+def test_reasons_state_the_rule_in_the_customers_terms(make_dataset):
     ds = load_dataset(make_dataset(twenty_customers()))
     frame = by_customer(assign_tiers(ds, [AS_OF]))
     vip, major = frame.loc["C20", "tier_reason"], frame.loc["C18", "tier_reason"]
-    assert vip.startswith("VIP: 12-month value 2,000") and "top 5% of customers" in vip, vip
-    assert "threshold 2,000" in vip, vip
-    assert major.startswith("major: 12-month value 1,800") and "threshold 1,700" in major, major
-    assert "top 20% of customers" in major and "200 more would reach VIP" in major, major
+    assert vip == (
+        "your 12-month value of 2,000 puts you in the top 5% of customers, in our VIP tier; "
+        "VIP starts at 2,000"
+    ), vip
+    assert major == (
+        "your 12-month value of 1,800 puts you in the top 20% of customers, in our major tier; "
+        "major starts at 1,700; 200 more would reach VIP"
+    ), major
     abc = by_customer(assign_tiers(ds, [AS_OF], ABC)).loc["C20", "tier_reason"]
-    assert abc.startswith("A: 12-month value 2,000"), abc
-    assert "among the customers who make up the top 80% of value" in abc and "threshold" in abc
+    assert abc.startswith("your 12-month value of 2,000 puts you in our A tier, the customers"), abc
+    assert "top 80% of our business" in abc, abc
+
+
+def test_reasons_never_state_a_negative_sum_or_a_threshold_for_the_lowest_tier():
+    low = tier_reason(PYRAMID, "small", 0, -40.0, -120.0, "ordinary", 160.0)
+    assert low == (
+        "more refunded than spent over the last 12 months puts you in our small tier; "
+        "160 more would reach ordinary"
+    ), low
+    assert "-" not in low
+
+
+def test_value_tiers_come_from_the_dataset_settings(make_dataset):
+    # Given ABC 80/20 named in the settings
+    ds = load_dataset(make_dataset(twenty_customers(), {"value_tiers": "abc"}))
+    frame = by_customer(assign_tiers(ds, [AS_OF]))
+    # Then tiers and the service tier (no tiers table) use its names
+    assert set(frame["value_tier"]) <= {"A", "B", "C"} and frame.loc["C20", "value_tier"] == "A"
+    assert ds.tier_order == ["C", "B", "A"]
+    custom = {"names": ["bronze", "gold"], "shares": [0.8, 0.2], "method": "quantile"}
+    ds = load_dataset(make_dataset(twenty_customers(), {"value_tiers": custom}, name="custom"))
+    assert by_customer(assign_tiers(ds, [AS_OF])).loc["C20", "value_tier"] == "gold"
+
+
+def test_bad_value_tiers_are_refused_naming_the_setting(make_dataset):
+    bad = {"names": ["a", "b"], "shares": [0.5, 0.6]}
+    report = validate_dataset(make_dataset(twenty_customers(), {"value_tiers": bad}))
+    assert any("value_tiers" in p.column and "sum to 1" in p.rule for p in report.problems), (
+        report.render()
+    )
 
 
 @pytest.mark.parametrize(
