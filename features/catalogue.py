@@ -49,8 +49,9 @@ class Feature:
 
     ``template`` is ``str.format``-ed with ``value`` and the derived fields of
     ``render_reason`` (``s``, ``pct``, ``abs_pct``, ``abs``, ``num``, ``abs_num``,
-    ``direction``, ``duration``); ``zero`` (when the value is 0) and ``missing`` (when
-    null) replace it where the general wording would read badly.
+    ``direction``, ``moved``, ``duration``); ``zero`` (when the value is 0), ``missing``
+    (when null) and ``negative`` (below 0) replace it where the general wording would read
+    badly. An empty ``missing`` means a null value is no reason at all.
     """
 
     name: str
@@ -60,6 +61,8 @@ class Feature:
     family: str
     zero: str = ""
     missing: str = ""
+    negative: str = ""  # replaces the template below zero; else a money sum below zero is no reason
+    reason: bool = True  # False: context (profile, ranks), never given to an agent as a reason
 
 
 class FeatureSpec(BaseModel):
@@ -237,12 +240,12 @@ def _with_article(text: str) -> str:
 WINDOWS = (30, 90, 180, 365)
 
 
-def _n(name, desc, template, family, zero="", missing="") -> Feature:
-    return Feature(name, desc, template, "numeric", family, zero, missing)
+def _n(name, desc, template, family, zero="", missing="", negative="", reason=True) -> Feature:
+    return Feature(name, desc, template, "numeric", family, zero, missing, negative, reason)
 
 
-def _c(name, desc, template, family, missing="") -> Feature:
-    return Feature(name, desc, template, "categorical", family, "", missing)
+def _c(name, desc, template, family, missing="", reason=True) -> Feature:
+    return Feature(name, desc, template, "categorical", family, "", missing, "", reason)
 
 
 def _rfm() -> list[Feature]:
@@ -263,6 +266,7 @@ def _rfm() -> list[Feature]:
             f"net spend of {{num}} in the last {w} days",
             "rfm",
             zero=f"no net spend in the last {w} days",
+            negative=f"refunds exceeded spend by {{abs_num}} in the last {w} days",
         )
         for w in WINDOWS
     ]
@@ -273,7 +277,7 @@ def _rfm() -> list[Feature]:
             "days since the last transaction (null: none ever)",
             "no transaction for {duration}",
             "rfm",
-            zero="transacted on the day",
+            zero="transacted today",
             missing="no transaction on record",
         ),
         _n(
@@ -281,6 +285,7 @@ def _rfm() -> list[Feature]:
             "average transaction amount over the last 365 days",
             "average transaction of {num} over the last year",
             "rfm",
+            negative="average refund of {abs_num} over the last year",
             missing="no transaction in the last year",
         ),
         _n(
@@ -305,14 +310,14 @@ def _trend() -> list[Feature]:
         _n(
             "spend_change_90d",
             "net amount, last 90 days vs the 90 before: (a - b) / (|b| + 1)",
-            "spend {direction} {abs_pct:.0f}% vs the previous 90 days",
+            "spend {moved} {abs_pct:.0f}% against the previous 90 days",
             "trend",
-            zero="spend flat vs the previous 90 days",
+            zero="spend flat against the previous 90 days",
         ),
         _n(
             "txn_count_change_90d",
             "transaction count, last 90 days vs the 90 before: (a - b) / (b + 1)",
-            "transactions {direction} {abs_pct:.0f}% vs the previous 90 days",
+            "transactions {moved} {abs_pct:.0f}% against the previous 90 days",
             "trend",
             zero="as many transactions as in the previous 90 days",
         ),
@@ -367,6 +372,7 @@ def _mix(spec: FeatureSpec) -> list[Feature]:
                     f"net amount on product {p} in the last {w} days",
                     f"{{num}} spent on {words} in the last {w} days",
                     "mix",
+                    negative=f"{{abs_num}} refunded on {words} in the last {w} days",
                     zero=f"nothing spent on {words} in the last {w} days",
                 )
             )
@@ -393,7 +399,7 @@ def _holdings(spec: FeatureSpec) -> list[Feature]:
                 f"days the oldest open {p} holding has been held (null: none open)",
                 f"has held {_with_article(p)} for {{duration}}",
                 "holdings",
-                zero=f"opened {_with_article(p)} on the day",
+                zero=f"opened {_with_article(p)} today",
                 missing=f"does not hold {_with_article(p)}",
             ),
             _n(
@@ -432,16 +438,14 @@ def _holdings(spec: FeatureSpec) -> list[Feature]:
             "days since a holding was last opened (null: never)",
             "last opened a product {duration} ago",
             "holdings",
-            zero="opened a product on the day",
-            missing="never opened a product",
+            zero="opened a product today",
         ),
         _n(
             "days_since_last_closed",
             "days since a holding was last closed (null: never)",
             "closed a product {duration} ago",
             "holdings",
-            zero="closed a product on the day",
-            missing="never closed a product",
+            zero="closed a product today",
         ),
         _n(
             "holdings_opened_90d",
@@ -486,14 +490,14 @@ def _interactions(spec: FeatureSpec) -> list[Feature]:
                 f"days since the last interaction of kind {kind} in the last 365 days",
                 f"last {words} {{duration}} ago",
                 "interactions",
-                zero=f"{words} on the day",
+                zero=f"{words} today",
                 missing=f"no {words} in the last year",
             ),
             _n(
                 f"kind_{s}_trend",
                 f"{kind} in the last 30 days against the monthly rate of the 90 before: "
                 "(a - b/3) / (b/3 + 1)",
-                f"{words} {{direction}} {{abs_pct:.0f}}% in the last 30 days "
+                f"{words} events {{moved}} {{abs_pct:.0f}}% in the last 30 days "
                 "against the three months before",
                 "interactions",
                 zero=f"{words} at the usual rate",
@@ -517,7 +521,7 @@ def _interactions(spec: FeatureSpec) -> list[Feature]:
                 "days since the last complaint (null: none ever)",
                 "last complained {duration} ago",
                 "interactions",
-                zero="complained on the day",
+                zero="complained today",
                 missing="no complaint on record",
             )
         )
@@ -559,7 +563,7 @@ def _interactions(spec: FeatureSpec) -> list[Feature]:
             _n(
                 "engagement_trend",
                 "engagement in the last 30 days against the monthly rate of the 90 before",
-                "engagement {direction} {abs_pct:.0f}% in the last 30 days "
+                "engagement {moved} {abs_pct:.0f}% in the last 30 days "
                 "against the three months before",
                 "interactions",
                 zero="engagement at the usual rate",
@@ -575,7 +579,7 @@ def _tenure() -> list[Feature]:
             "days since signup",
             "customer for {duration}",
             "tenure",
-            zero="joined on the day",
+            zero="joined today",
         )
     ]
 
@@ -588,16 +592,16 @@ def _profile(spec: FeatureSpec) -> list[Feature]:
         label = _words(column)
         if kind == "categorical":
             out.append(
-                _c(name, f"customer {column}", f"{label}: {{value}}", "profile", f"{label} unknown")
+                _c(name, f"customer {column}", f"{label} is {{value}}", "profile", reason=False)
             )
         else:
             out.append(
                 _n(
                     name,
                     f"customer {column}",
-                    f"{label}: {{num}}",
+                    f"{label} is {{num}}",
                     "profile",
-                    missing=f"{label} unknown",
+                    reason=False,
                 )
             )
     return out
@@ -610,14 +614,16 @@ def _tier() -> list[Feature]:
             "customer value: trailing 12-month net revenue plus recurring holdings revenue",
             "customer value of {num} a year",
             "tier",
+            negative="more refunded than spent over the last year",
             zero="no value over the last year",
         ),
-        _c("value_tier", "value tier (customer pyramid)", "value tier {value}", "tier"),
+        _c("value_tier", "value tier (customer pyramid)", "in the {value} value tier", "tier"),
         _n(
             "value_tier_rank",
             "rank of the value tier (higher is more valuable)",
-            "value tier level {value:.0f}",
+            "value tier {value:.0f} from the bottom",
             "tier",
+            reason=False,
         ),
         _n(
             "value_percentile",
@@ -632,19 +638,21 @@ def _tier() -> list[Feature]:
             "tier",
             missing="already in the top value tier",
         ),
-        _c("tier", "service tier at the date", "{value} tier", "tier", "tier unknown"),
+        _c("tier", "service tier at the date", "in the {value} tier", "tier"),
         _n(
             "tier_rank",
             "rank of the service tier in tier_order (higher is better)",
-            "tier level {value:.0f}",
+            "service tier {value:.0f} from the bottom",
             "tier",
+            reason=False,
         ),
         _n(
             "days_in_tier",
             "days since the service tier last changed",
             "in the current tier for {duration}",
             "tier",
-            zero="moved to this tier on the day",
+            zero="moved to this tier today",
+            reason=False,  # years in a tier since signup is no reason an agent can use
         ),
         _n(
             "tier_changes_365d",
@@ -721,19 +729,25 @@ def _num(value: float) -> str:
 def render_reason(feature: Feature, value: Any) -> str:
     """A feature's value as a short phrase an agent can read ("3 complaints in the last 90 days").
 
-    Never raises: null and NaN give the feature's ``missing`` wording (or a neutral
-    phrase), and a value the template cannot format falls back to "description: value".
+    Never raises, and never shows a raw field dump: a value with no fitting wording (null
+    without ``missing``, infinite, a money sum below zero without ``negative``, or one the
+    template cannot format) gives "", which callers leave out.
     """
     if _is_null(value):
-        return feature.missing or f"{feature.description}: unknown"
+        return feature.missing
     try:
         if feature.kind == "categorical":
             return feature.template.format(value=value)
         v = float(value)
         if math.isinf(v):
-            return f"{feature.description}: {'very high' if v > 0 else 'very low'}"
+            return ""
         if v == 0 and feature.zero:
             return feature.zero
+        template = feature.template
+        if v < 0 and feature.negative:
+            template = feature.negative
+        elif v < 0 and "{num}" in template:
+            return ""
         fields = {
             "value": v,
             "abs": abs(v),
@@ -742,9 +756,10 @@ def render_reason(feature: Feature, value: Any) -> str:
             "pct": 100 * v,
             "abs_pct": abs(100 * v),
             "direction": "up" if v >= 0 else "down",
+            "moved": "rose" if v >= 0 else "fell",
             "duration": _duration(v),
             "s": "" if round(v) == 1 else "s",
         }
-        return feature.template.format(**fields)
+        return template.format(**fields)
     except (ValueError, TypeError, KeyError, IndexError, OverflowError):
-        return f"{feature.description}: {value}"
+        return ""

@@ -20,7 +20,6 @@ from features.catalogue import Feature, render_reason
 from features.model import Predictor
 
 MAX_POINTS = 3
-NOT_REASONS = frozenset({"profile"})  # feature families never given as a reason
 RECENT_COMPLAINT_DAYS = 90  # older complaints are history, not something to acknowledge first
 LOW_SATISFACTION = 2  # a score at or below this (of 5) is worth asking about
 MILESTONE_DAYS = 60  # a whole-year anniversary this close to the contact is worth a thank-you
@@ -91,14 +90,15 @@ def reasons_of(
     """``top_reasons`` from one row's contributions (``names`` in the same order, no bias).
 
     For callers that computed the contributions of many rows at once (batch scoring).
-    Profile attributes are never reasons, whatever their push: they are context on the
-    customer card, and a protected attribute (age, gender, ...) must never be shown as why.
+    Features marked ``reason=False`` are never reasons, whatever their push: profile
+    attributes are context on the customer card (a protected one, age or gender, must never
+    be shown as why), and ranks or years in a tier say nothing an agent can act on.
     """
     pushes = sorted(
         (
             (float(c), name)
             for name, c in zip(names, contributions, strict=True)
-            if c > 0 and name in features and features[name].family not in NOT_REASONS
+            if c > 0 and name in features and features[name].reason
         ),
         key=lambda t: (-t[0], t[1]),
     )

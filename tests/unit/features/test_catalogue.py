@@ -131,15 +131,18 @@ def test_slugs_make_unique_column_names():
         ("complaints_90d", 0, "no complaint in the last 90 days"),
         ("days_since_last_txn", 75, "no transaction for 75 days"),
         ("days_since_last_txn", None, "no transaction on record"),
-        ("spend_change_90d", -0.4, "spend down 40% vs the previous 90 days"),
+        ("spend_change_90d", -0.4, "spend fell 40% against the previous 90 days"),
         ("held_checking", 1.0, "holds checking"),
         ("held_checking", 0.0, "does not hold checking"),
         ("tenure_days", 6 * 365.25 + 10, "customer for 6 years"),
         ("tenure_days", 300, "customer for 9 months"),
-        ("profile_region", "north", "region: north"),
-        ("profile_age", 34.0, "age: 34"),
+        ("profile_region", "north", "region is north"),
+        ("profile_age", 34.0, "age is 34"),
         ("mix_channel_web_365d", 0.25, "25% of last year's transactions via web"),
-        ("tier", "VIP", "VIP tier"),
+        ("tier", "VIP", "in the VIP tier"),
+        ("txn_amount_30d", -120.0, "refunds exceeded spend by 120 in the last 30 days"),
+        ("days_since_last_closed", 0, "closed a product today"),
+        ("days_since_last_closed", None, ""),
     ],
 )
 def test_reasons_read_as_plain_language(spec, name, value, expected):
@@ -147,25 +150,31 @@ def test_reasons_read_as_plain_language(spec, name, value, expected):
 
 
 @pytest.mark.parametrize("value", [None, float("nan"), np.nan, pd.NA, pd.NaT, np.float64("nan")])
-def test_every_template_renders_null_without_raising(spec, value):
+def test_every_template_renders_null_as_words_or_nothing(spec, value):
     for f in features_of(spec):
         text = render_reason(f, value)
-        assert isinstance(text, str) and text, f"{f.name} gave no text for {value!r}"
+        assert isinstance(text, str), f"{f.name} gave no text for {value!r}"
         assert "nan" not in text.lower().split(), f"{f.name} shows nan: {text!r}"
+        assert ": " not in text and "unknown" not in text, f"{f.name} dumps a field: {text!r}"
 
 
 @pytest.mark.parametrize("value", [0, 1, 2.5, -0.4, 1234.5, 10_000, float("inf"), "odd"])
 def test_every_template_renders_typical_values(spec, value):
     for f in features_of(spec):
         text = render_reason(f, value)
-        assert isinstance(text, str) and text, f"{f.name} gave no text for {value!r}"
+        assert isinstance(text, str), f"{f.name} gave no text for {value!r}"
         assert "{" not in text, f"{f.name} left a placeholder: {text!r}"
+        assert ": " not in text, f"{f.name} dumps a field: {text!r}"
+        if value in (0, 1, 2.5, 1234.5, 10_000):
+            assert text, f"{f.name} has no words for {value!r}"
 
 
-def test_a_broken_template_falls_back_to_the_description():
+def test_a_broken_template_or_an_unworded_value_gives_no_reason_rather_than_a_dump():
     f = Feature("x", "something odd", "{nope} {value}", "numeric", "rfm")
-    assert render_reason(f, 2.0) == "something odd: 2.0"
-    assert render_reason(f, float("nan")) == "something odd: unknown"
+    assert render_reason(f, 2.0) == ""
+    assert render_reason(f, float("nan")) == ""
+    money = Feature("y", "net amount", "spent {num}", "numeric", "rfm")
+    assert render_reason(money, -5.0) == "", "a negative sum without its own wording is no reason"
 
 
 @pytest.mark.parametrize(

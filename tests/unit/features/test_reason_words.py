@@ -1,0 +1,72 @@
+"""Every reason an agent may be shown reads as plain words, on every demo flavour."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+
+import pytest
+
+from features.catalogue import feature_spec, features_of, render_reason
+from features.contract import load_dataset
+from features.demo import generate_demo_data
+from features.pipeline import build_features
+from features.tiers import assign_tiers
+
+FLAVOURS = {"bank": generate_demo_data}
+DATES = [dt.date(2025, 12, 31), dt.date(2026, 6, 30)]
+ROWS = 300  # rows rendered per feature: enough to meet zeros, nulls, negatives and extremes
+# What no reason may contain: a raw field dump, a null, a placeholder, an internal name,
+# a negative sum, or words that mean something only to the model.
+BAD = {
+    "a raw 'name: value' dump": re.compile(r"\w: "),
+    "a null": re.compile(r"\b(nan|none|null|unknown|nat)\b", re.IGNORECASE),
+    "a placeholder": re.compile(r"[{}]"),
+    "an internal name": re.compile(r"\w_\w"),
+    "a negative number": re.compile(r"(^|[\s(])-\d"),
+    "jargon": re.compile(r"\b(threshold|level|percentile|rank|feature|spec|profile)\b"),
+}
+
+
+@pytest.fixture(scope="module", params=sorted(FLAVOURS))
+def base(request, tmp_path_factory) -> tuple[str, object]:
+    out: Path = tmp_path_factory.mktemp(request.param) / "data"
+    FLAVOURS[request.param](out, customers=1500, seed=11)
+    return request.param, load_dataset(out)
+
+
+def _problems(text: str) -> list[str]:
+    return [why for why, pattern in BAD.items() if pattern.search(text)]
+
+
+def test_every_reason_of_every_family_reads_as_plain_words(base):
+    flavour, ds = base
+    spec = feature_spec(ds)
+    frame = build_features(ds, DATES, spec)
+    sample = frame.sample(min(ROWS, len(frame)), random_state=0)
+    bad, families = [], set()
+    for feature in features_of(spec):
+        if not feature.reason:
+            continue
+        families.add(feature.family)
+        for value in sample[feature.name]:
+            text = render_reason(feature, value)
+            if why := _problems(text):
+                bad.append(f"{feature.name}={value!r} -> {text!r}: {', '.join(why)}")
+    assert not bad, f"{flavour}: {len(bad)} reasons read badly, e.g.\n" + "\n".join(bad[:15])
+    assert families >= {"rfm", "trend", "mix", "holdings", "interactions", "tenure", "tier"}
+
+
+def test_every_tier_reason_is_said_in_the_customers_terms(base):
+    flavour, ds = base
+    reasons = assign_tiers(ds, DATES)["tier_reason"].dropna()
+    assert len(reasons) > 500
+    bad = [f"{r!r}: {', '.join(w)}" for r in reasons.unique() if (w := _problems(r))]
+    assert not bad, f"{flavour}: " + "\n".join(bad[:10])
+
+
+def test_profile_columns_are_context_never_reasons(base):
+    _, ds = base
+    spec = feature_spec(ds)
+    assert all(not f.reason for f in features_of(spec) if f.family == "profile")
