@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from features.catalogue import Feature, render_reason
+from features.catalogue import Feature, render_reason, slug
 from features.model import Predictor
 
 MAX_POINTS = 3
@@ -30,16 +30,15 @@ CHANNEL_PHRASES = {
     "phone": "by phone",
     "atm": "at an ATM",
 }
-# Products that usually go together (domain default for banking-like bases; any other held
-# product is still mentioned when none of these applies).
-RELATED = {
-    "credit_card": ("checking",),
-    "savings": ("checking",),
-    "investment": ("savings", "checking"),
-    "insurance": ("mortgage", "personal_loan"),
-    "personal_loan": ("checking", "credit_card"),
-    "mortgage": ("savings", "checking"),
-}
+BIG_MOVE = 0.25  # a change of spend or use against the customer's own past worth mentioning
+# The first point of each kind when nothing in the customer's own history applies; the
+# bench counts how often these are used (bench/talking_points.py).
+GENERIC_POINTS = frozenset(
+    {
+        "Ask how things are going with their accounts",
+        "Explain the benefits of the next tier",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -135,47 +134,120 @@ def talking_points(history: Mapping[str, Any], as_of: date, tier: str | None) ->
 def suggestion_points(
     kind: str, product: str | None, customer_values: Mapping[str, Any]
 ) -> list[str]:
-    """One or two talking points for a suggestion of ``kind`` (retention, upgrade, cross_sell).
+    """Up to two talking points for a suggestion of ``kind`` (retention, upgrade, cross_sell),
+    from the customer's own history first; a generic opener only when nothing applies.
 
-    Keys read from ``customer_values`` (all optional): retention ``days_since_last_complaint``,
-    ``satisfaction_last_365d``, ``tier``; upgrade ``next_tier``, ``gap_to_next_tier``;
-    cross-sell ``products_held`` (list of products).
+    Keys read from ``customer_values`` (all optional; the feature row plus
+    ``products_held``): retention ``days_since_last_complaint``, ``satisfaction_last_365d``,
+    ``spend_change_90d``, ``engagement_trend``, ``holdings_closed_90d``, ``tenure_days``,
+    ``tier``; upgrade ``next_tier``, ``gap_to_next_tier``, ``spend_change_90d``,
+    ``tier_ups_365d``; cross-sell ``product_<slug>_count_90d`` / ``_spend_90d`` and
+    ``held_<slug>_days`` of the products held.
     """
+    v = customer_values
     if kind == "retention":
-        days = _number(customer_values.get("days_since_last_complaint"))
-        satisfaction = _number(customer_values.get("satisfaction_last_365d"))
-        if days is not None and 0 <= days <= RECENT_COMPLAINT_DAYS:
-            first = f"Acknowledge the complaint from {_ago(days)} before anything else"
-        elif satisfaction is not None and satisfaction <= LOW_SATISFACTION:
-            first = (
-                f"Last satisfaction score was {satisfaction:.0f} of 5 - ask what could be better"
+        first = (
+            _first(
+                _recent_complaint(v),
+                _low_satisfaction(v),
+                _fell(v.get("spend_change_90d"), "Spend", "ask whether something changed"),
+                _fell(v.get("engagement_trend"), "Their use", "ask what is getting in the way"),
+                "Closed a product in the last 90 days - ask what they moved to"
+                if (_number(v.get("holdings_closed_90d")) or 0) > 0
+                else "",
+                _loyalty(v.get("tenure_days")),
             )
-        else:
-            first = "Ask how things are going with their accounts"
-        tier = customer_values.get("tier")
+            or "Ask how things are going with their accounts"
+        )
+        tier = v.get("tier")
         review = "Offer a review of their products and fees"
         return [first, f"{review} and what their {tier} tier includes" if tier else review]
     if kind == "upgrade":
-        next_tier = customer_values.get("next_tier")
-        if not next_tier:
-            return ["Explain the benefits of the next tier"]
-        points = [f"Explain the benefits of the {next_tier} tier"]
-        gap = _number(customer_values.get("gap_to_next_tier"))
-        if gap is not None and gap > 0:
-            points.append(
-                f"They are {gap:,.0f} a year short of {next_tier} - show what gets them there"
-            )
-        return points
+        next_tier = v.get("next_tier")
+        gap = _number(v.get("gap_to_next_tier"))
+        if next_tier and gap is not None and gap <= 0:
+            first = f"Their value already qualifies for {next_tier} - offer to move them up now"
+        elif next_tier and gap is not None:
+            first = f"They are {gap:,.0f} a year short of {next_tier} - show what gets them there"
+        else:
+            first = ""
+        first = first or _first(
+            _rose(v.get("spend_change_90d"), "Spend"),
+            "Moved up a tier in the last year - keep the momentum"
+            if (_number(v.get("tier_ups_365d")) or 0) > 0
+            else "",
+        )
+        benefits = f"Explain the benefits of the {next_tier} tier" if next_tier else ""
+        points = [p for p in (first, benefits) if p]
+        return points or ["Explain the benefits of the next tier"]
     if kind == "cross_sell" and product:
         name = _words(product)
-        held = [p for p in customer_values.get("products_held") or [] if p != product]
-        related = [p for p in RELATED.get(product, ()) if p in held] or sorted(held)[:1]
-        if related:
-            first = f"Already holds {_words(related[0])} - {name} works well alongside it"
-        else:
-            first = f"Does not hold {name} yet - ask whether it would be useful"
+        first = _first(_interest(v, product), _longest_held(v, product)) or (
+            f"Does not hold {name} yet - ask whether it would be useful"
+        )
         return [first, f"Mention {name} briefly and let them ask for more"]
     return []
+
+
+def _first(*points: str) -> str:
+    return next((p for p in points if p), "")
+
+
+def _recent_complaint(v: Mapping[str, Any]) -> str:
+    days = _number(v.get("days_since_last_complaint"))
+    if days is not None and 0 <= days <= RECENT_COMPLAINT_DAYS:
+        return f"Acknowledge the complaint from {_ago(days)} before anything else"
+    return ""
+
+
+def _low_satisfaction(v: Mapping[str, Any]) -> str:
+    score = _number(v.get("satisfaction_last_365d"))
+    if score is not None and score <= LOW_SATISFACTION:
+        return f"Last satisfaction score was {score:.0f} of 5 - ask what could be better"
+    return ""
+
+
+def _fell(change: Any, what: str, ask: str) -> str:
+    change = _number(change)
+    if change is not None and change <= -BIG_MOVE:
+        return f"{what} fell {min(abs(change), 1) * 100:.0f}% against their recent months - {ask}"
+    return ""
+
+
+def _rose(change: Any, what: str) -> str:
+    change = _number(change)
+    if change is not None and change >= BIG_MOVE:
+        return f"{what} rose {change * 100:.0f}% against the previous 90 days - they are growing"
+    return ""
+
+
+def _loyalty(tenure_days: Any) -> str:
+    days = _number(tenure_days)
+    if days is None or days < 365.25:
+        return ""
+    years = int(days // 365.25)
+    return f"A customer for {years} year{'' if years == 1 else 's'} - thank them for their loyalty"
+
+
+def _interest(v: Mapping[str, Any], product: str) -> str:
+    """Recent transactions on the product itself: interest the customer has already shown."""
+    key = slug(product)
+    count = _number(v.get(f"product_{key}_count_90d")) or 0
+    if count <= 0:
+        return ""
+    times = "once" if count == 1 else f"{count:.0f} times"
+    return f"Used {_words(product)} {times} in the last 90 days - they already know what it offers"
+
+
+def _longest_held(v: Mapping[str, Any], product: str) -> str:
+    """The product the customer has held longest: the relationship to build on."""
+    held = [p for p in v.get("products_held") or [] if p != product]
+    if not held:
+        return ""
+    days = {p: _number(v.get(f"held_{slug(p)}_days")) or 0 for p in held}
+    best = max(sorted(held), key=lambda p: days[p])
+    since = f" for {_ago(days[best]).removesuffix(' ago')}" if days[best] >= 60 else ""
+    return f"Has held {_words(best)}{since} - {_words(product)} works well alongside it"
 
 
 # -- points -----------------------------------------------------------------------------------

@@ -161,19 +161,44 @@ def test_retention_points_acknowledge_a_recent_complaint():
     assert "review" in points[1] and "gold" in points[1], points
 
 
-def test_upgrade_points_name_the_next_tier_and_the_gap():
+def test_upgrade_points_name_the_gap_then_the_next_tier():
     points = suggestion_points("upgrade", None, {"next_tier": "platinum", "gap_to_next_tier": 1200})
     assert points == [
-        "Explain the benefits of the platinum tier",
         "They are 1,200 a year short of platinum - show what gets them there",
+        "Explain the benefits of the platinum tier",
     ], points
 
 
-def test_cross_sell_points_use_a_related_product_held():
-    points = suggestion_points(
-        "cross_sell", "credit_card", {"products_held": ["savings", "checking"]}
-    )
-    assert points[0] == "Already holds checking - credit card works well alongside it", points
+def test_a_customer_who_already_qualifies_is_told_so():
+    points = suggestion_points("upgrade", None, {"next_tier": "gold", "gap_to_next_tier": 0})
+    assert points[0] == "Their value already qualifies for gold - offer to move them up now"
+
+
+def test_cross_sell_points_build_on_the_longest_held_product():
+    values = {
+        "products_held": ["savings", "checking"],
+        "held_savings_days": 400,
+        "held_checking_days": 3000,
+    }
+    points = suggestion_points("cross_sell", "credit_card", values)
+    assert points[0] == "Has held checking for 8 years - credit card works well alongside it"
     fresh = suggestion_points("cross_sell", "credit_card", {})
     assert fresh[0] == "Does not hold credit card yet - ask whether it would be useful", fresh
     assert 1 <= len(points) <= 2 and 1 <= len(fresh) <= 2
+
+
+def test_cross_sell_points_mention_interest_already_shown_in_the_product():
+    values = {"product_analytics_pack_count_90d": 3, "products_held": ["sso"]}
+    points = suggestion_points("cross_sell", "analytics_pack", values)
+    assert points[0] == (
+        "Used analytics pack 3 times in the last 90 days - they already know what it offers"
+    ), points
+
+
+def test_retention_points_use_the_customers_own_decline_before_the_generic_opener():
+    fell = suggestion_points("retention", None, {"spend_change_90d": -0.6, "tier": "gold"})
+    assert fell[0] == "Spend fell 60% against their recent months - ask whether something changed"
+    loyal = suggestion_points("retention", None, {"tenure_days": 3 * 365.25 + 5})
+    assert loyal[0] == "A customer for 3 years - thank them for their loyalty"
+    nothing = suggestion_points("retention", None, {})
+    assert nothing[0] == "Ask how things are going with their accounts", "the last resort"
