@@ -19,10 +19,14 @@ from features.contract import Dataset
 from features.spine import register_spine
 from features.sql import literal
 
+RECENT = 5  # transactions shown on the customer card, latest first
+MONTHS = 12  # monthly net amounts of the card's value trend (the 12 equal months of 365 days)
+TIER_CHANGES = 3  # latest service tier changes on the card
 # Columns of ``history_sql`` after the keys, in order (``products_held`` is added by
 # ``build_history`` from ``held_products_sql``).
 COLUMNS = (
     "signup_date",
+    "closed_date",
     "last_transaction_date",
     "last_transaction_product",
     "last_transaction_channel",
@@ -30,6 +34,13 @@ COLUMNS = (
     "last_complaint_date",
     "last_satisfaction",
     "last_satisfaction_date",
+    *(
+        f"txn_{i}_{field}"
+        for i in range(2, RECENT + 1)
+        for field in ("date", "product", "channel", "amount")
+    ),
+    *(f"spend_month_{m}" for m in range(1, MONTHS + 1)),  # 1: the latest month
+    *(f"tier_change_{i}_{field}" for i in range(1, TIER_CHANGES + 1) for field in ("date", "tier")),
 )
 SATISFACTION_DAYS = 365  # an older score says little about how the customer feels now
 
@@ -49,8 +60,8 @@ def history_sql(ds: Dataset, spine: str = "spine") -> str:
     """
     ctes = [
         (
-            "hx_tx",
-            f"""SELECT customer_id, as_of, day, product, channel, amount FROM (
+            "hx_recent",
+            f"""SELECT customer_id, as_of, day, product, channel, amount, pos FROM (
                 SELECT s.customer_id, s.as_of, CAST(t.ts AS DATE) AS day, t.product, t.channel,
                        CAST(CAST(t.amount AS DECIMAL(18,2)) AS DOUBLE) AS amount,
                        row_number() OVER (
@@ -59,10 +70,65 @@ def history_sql(ds: Dataset, spine: str = "spine") -> str:
                                     t.product ASC NULLS LAST, t.channel ASC NULLS LAST) AS pos
                 FROM {spine} s JOIN transactions t
                   ON t.customer_id = s.customer_id AND CAST(t.ts AS DATE) <= s.as_of) r
-            WHERE pos = 1""",
-        )
+            WHERE pos <= {RECENT}""",
+        ),
+        (
+            # One row per customer and date: the latest transaction's fields, then the
+            # next ones as txn_<pos>_<field> (conditional aggregation is portable SQL).
+            "hx_last",
+            f"""SELECT customer_id, as_of,
+                   {", ".join(_at(pos, f) for pos in range(1, RECENT + 1) for f in _FIELDS)}
+            FROM hx_recent GROUP BY customer_id, as_of""",
+        ),
+        (
+            "hx_months",
+            f"""SELECT customer_id, as_of,
+                   {", ".join(_month(m) for m in range(1, MONTHS + 1))}
+            FROM (SELECT s.customer_id, s.as_of, CAST(t.amount AS DECIMAL(18,2)) AS amount,
+                         CAST(floor(date_diff('day', CAST(t.ts AS DATE), s.as_of) * {MONTHS}
+                                    / 365) AS INTEGER) AS m
+                  FROM {spine} s JOIN transactions t
+                    ON t.customer_id = s.customer_id
+                   AND CAST(t.ts AS DATE) <= s.as_of
+                   AND CAST(t.ts AS DATE) > CAST(s.as_of - INTERVAL 365 DAY AS DATE)) w
+            GROUP BY customer_id, as_of""",
+        ),
     ]
-    joins = ["LEFT JOIN hx_tx ON hx_tx.customer_id = s.customer_id AND hx_tx.as_of = s.as_of"]
+    joins = [
+        "LEFT JOIN hx_last hx_tx ON hx_tx.customer_id = s.customer_id AND hx_tx.as_of = s.as_of",
+        "LEFT JOIN hx_months ON hx_months.customer_id = s.customer_id"
+        " AND hx_months.as_of = s.as_of",
+    ]
+    if "tiers" in ds.tables:
+        ctes.append(
+            (
+                "hx_tiers",
+                f"""SELECT customer_id, as_of,
+                   {", ".join(_change(i) for i in range(1, TIER_CHANGES + 1))}
+                FROM (SELECT s.customer_id, s.as_of, r.effective, r.tier,
+                             row_number() OVER (PARTITION BY s.customer_id, s.as_of
+                                                ORDER BY r.effective DESC, r.tier) AS pos
+                      FROM {spine} s JOIN tiers r
+                        ON r.customer_id = s.customer_id AND r.effective <= s.as_of) x
+                WHERE pos <= {TIER_CHANGES}
+                GROUP BY customer_id, as_of""",
+            )
+        )
+        joins.append(
+            "LEFT JOIN hx_tiers ON hx_tiers.customer_id = s.customer_id"
+            " AND hx_tiers.as_of = s.as_of"
+        )
+        changes = [
+            f"hx_tiers.tier_change_{i}_{f}"
+            for i in range(1, TIER_CHANGES + 1)
+            for f in ("date", "tier")
+        ]
+    else:
+        changes = [
+            f"CAST(NULL AS {'DATE' if f == 'date' else 'VARCHAR'}) AS tier_change_{i}_{f}"
+            for i in range(1, TIER_CHANGES + 1)
+            for f in ("date", "tier")
+        ]
     roles = ds.settings.interaction_roles
     if "interactions" in ds.tables:
         # Complaints are the kinds the dataset settings name so (none: no complaint date).
@@ -105,21 +171,47 @@ def history_sql(ds: Dataset, spine: str = "spine") -> str:
         complaint, score, score_day = "hx_complaint.day", "hx_sat.score", "hx_sat.day"
     else:
         complaint = score = score_day = "NULL"
+    later = ", ".join(f"hx_tx.txn_{pos}_{f}" for pos in range(2, RECENT + 1) for f in _FIELDS)
+    months = ", ".join(
+        f"coalesce(hx_months.spend_month_{m}, 0) AS spend_month_{m}" for m in range(1, MONTHS + 1)
+    )
     with_ = "WITH " + ",\n".join(f"{name} AS ({sql})" for name, sql in ctes)
     return f"""{with_}
 SELECT s.customer_id, s.as_of,
        c.signup_date AS signup_date,
-       hx_tx.day AS last_transaction_date,
-       hx_tx.product AS last_transaction_product,
-       hx_tx.channel AS last_transaction_channel,
-       hx_tx.amount AS last_transaction_amount,
+       CASE WHEN c.closed_date <= s.as_of THEN c.closed_date END AS closed_date,
+       hx_tx.txn_1_date AS last_transaction_date,
+       hx_tx.txn_1_product AS last_transaction_product,
+       hx_tx.txn_1_channel AS last_transaction_channel,
+       hx_tx.txn_1_amount AS last_transaction_amount,
        CAST({complaint} AS DATE) AS last_complaint_date,
        CAST({score} AS DOUBLE) AS last_satisfaction,
-       CAST({score_day} AS DATE) AS last_satisfaction_date
+       CAST({score_day} AS DATE) AS last_satisfaction_date,
+       {later},
+       {months},
+       {", ".join(changes)}
 FROM {spine} s
 JOIN customers c ON c.customer_id = s.customer_id
 {chr(10).join(joins)}
 ORDER BY s.customer_id, s.as_of"""
+
+
+_FIELDS = {"date": "day", "product": "product", "channel": "channel", "amount": "amount"}
+
+
+def _at(pos: int, field: str) -> str:
+    return f"max(CASE WHEN pos = {pos} THEN {_FIELDS[field]} END) AS txn_{pos}_{field}"
+
+
+def _month(m: int) -> str:
+    return f"CAST(sum(CASE WHEN m = {m - 1} THEN amount ELSE 0 END) AS DOUBLE) AS spend_month_{m}"
+
+
+def _change(i: int) -> str:
+    return (
+        f"max(CASE WHEN pos = {i} THEN effective END) AS tier_change_{i}_date, "
+        f"max(CASE WHEN pos = {i} THEN tier END) AS tier_change_{i}_tier"
+    )
 
 
 def held_products_sql(ds: Dataset, spine: str = "spine") -> str | None:
@@ -154,9 +246,8 @@ def build_history(ds: Dataset, as_of: Sequence[dt.date | str]) -> pd.DataFrame:
     """
     register_spine(ds, as_of)
     frame = ds.con.execute(history_sql(ds)).df()
-    for column in ("as_of", "signup_date", "last_transaction_date", "last_complaint_date"):
+    for column in ("as_of", *(c for c in COLUMNS if c.endswith("_date"))):
         frame[column] = _dates(frame[column])
-    frame["last_satisfaction_date"] = _dates(frame["last_satisfaction_date"])
     held: dict[tuple[str, dt.date], list[str]] = {}
     sql = held_products_sql(ds)
     if sql is not None:

@@ -19,6 +19,8 @@ from tests.conftest import base_tables
 AS_OF = dt.date(2024, 1, 1)
 LATER = dt.date(2024, 2, 1)
 
+ROLES = {"interaction_roles": {"complaint": ["complaint"]}}  # the hand-made base's words
+
 
 def make_row(customer_id: str, as_of: dt.date = AS_OF, **changes) -> dict:
     """A store row as build_rows makes it."""
@@ -168,7 +170,7 @@ def test_rows_carry_the_history_as_of_the_date_and_the_held_products(make_datase
         }
     )
     tables["transactions"] = pd.concat([tables["transactions"], late], ignore_index=True)
-    ds = load_dataset(make_dataset(tables))
+    ds = load_dataset(make_dataset(tables, ROLES))
     # When the rows of 2024-01-01 are built
     info, chunks = build_rows(ds, AS_OF, models_for(ds))
     rows = {r["customer_id"]: r for chunk in chunks for r in chunk}
@@ -204,7 +206,7 @@ def test_rows_carry_the_service_tier_its_reason_and_the_next_tier(make_dataset):
 
 
 def test_the_store_serves_what_build_rows_made(make_dataset, url):
-    ds = load_dataset(make_dataset())
+    ds = load_dataset(make_dataset(settings=ROLES))
     info, chunks = build_rows(ds, AS_OF, models_for(ds))
     store = OnlineStore(url)
     store.refresh(chunks, info)
