@@ -7,7 +7,7 @@ it, through this module, so that what they know of models comes from MLflow alon
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import mlflow
@@ -46,6 +46,7 @@ class LoadedModel:
     run_id: str
     predictor: Predictor
     spec: dict  # the feature spec the model was trained with
+    settings: dict = field(default_factory=dict)  # its DatasetSettings; empty for old models
 
 
 def tierwise_models(mlflow_client: MlflowClient) -> list[str]:
@@ -74,7 +75,10 @@ def load_version(
     root = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}"))
     folder = root / "artifacts" / "model"
     spec = json.loads((folder / SPEC_FILE).read_text())
-    return LoadedModel(name, str(version), alias, mv.run_id, Predictor.load(folder, threads), spec)
+    settings_path = folder / SETTINGS_FILE
+    settings = json.loads(settings_path.read_text()) if settings_path.exists() else {}
+    predictor = Predictor.load(folder, threads)
+    return LoadedModel(name, str(version), alias, mv.run_id, predictor, spec, settings)
 
 
 def load_aliased(
