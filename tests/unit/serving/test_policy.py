@@ -10,16 +10,22 @@ import pytest
 from pydantic import ValidationError
 
 from serving.policy import (
+    NOT_SHOWN_REASONS,
+    PRESSURES,
     Context,
     Customer,
     PolicyConfig,
     Ranking,
+    action_value,
     candidates,
     collect_declines,
+    decline_window,
     is_control,
     paused,
+    paused_until,
     rank_actions,
     risk_band,
+    upgrade_value,
 )
 
 NOW = datetime(2026, 3, 13, 12, 0, tzinfo=UTC)
@@ -28,8 +34,10 @@ PRODUCTS = {
     "cross_sell_credit_card": "credit_card",
     "cross_sell_mortgage": "mortgage",
 }
-# No control decisions unless a test asks: the model ranking is what most tests check.
-CONFIG = PolicyConfig(control_share=0.0, product_margin={"credit_card": 150.0})
+# No control decisions unless a test asks: the model ranking is what most tests check; no
+# channel weights either (the defaults have their own tests), so priority = expected value.
+CONFIG = PolicyConfig(control_share=0.0, product_margin={"credit_card": 150.0}, channel_weights={})
+KNOWN = ("checking", "credit_card", "mortgage", "savings", "insurance")  # insurance: no model
 
 
 def configure(**changes) -> PolicyConfig:
@@ -38,8 +46,8 @@ def configure(**changes) -> PolicyConfig:
 
 
 def make_customer(**changes) -> Customer:
-    """Medium risk, value 1000, holds checking. Expected values with CONFIG:
-    retention 0.2 x 1000 x 0.3 = 60, upgrade 0.1 x 500 = 50,
+    """Medium risk, value 1000, holds checking, 500 short of the next tier's median customer.
+    Expected values with CONFIG: retention 0.2 x 1000 x 0.3 = 60, upgrade 0.1 x 500 = 50,
     credit_card 0.3 x 150 = 45, savings 0.2 x 100 = 20, mortgage 0.05 x 100 = 5."""
     base = {
         "customer_id": "C1",
@@ -71,7 +79,7 @@ def rank(
     context: Context | None = None,
     config: PolicyConfig = CONFIG,
     declines=None,
-    max_suggestions: int = 10,
+    max_suggestions: int | None = 10,
     decision_id: str = "d-1",
 ) -> Ranking:
     return rank_actions(
@@ -83,11 +91,17 @@ def rank(
         max_suggestions,
         decision_id,
         PRODUCTS,
+        KNOWN,
     )
 
 
 def actions(ranking: Ranking) -> list[str]:
     return [s.action for s in ranking.suggestions]
+
+
+def why_not(ranking: Ranking) -> dict[str, str]:
+    """Action -> reason code of every action not shown."""
+    return {n.action: n.reason for n in ranking.not_shown}
 
 
 # -- eligibility -------------------------------------------------------------------------------
@@ -153,6 +167,175 @@ def test_risk_bands_cut_at_the_configured_thresholds():
     assert bands == ["low", "low", "medium", "medium", "high", "high", "low", "low"], bands
 
 
+# -- action values -----------------------------------------------------------------------------
+
+
+def test_a_customer_who_already_qualifies_by_value_is_the_strongest_upgrade_case():
+    # Given two customers equally likely to move up: one 500 short of the next tier's median
+    # customer, one whose value of 1800 already qualifies (gap 0)
+    short = make_customer(probabilities={"upgrade": 0.1})
+    qualified = make_customer(probabilities={"upgrade": 0.1}, value=1800.0, gap_to_next_tier=0.0)
+    # When each is ranked
+    short_up, qualified_up = rank(short).suggestions[0], rank(qualified).suggestions[0]
+    # Then the qualified customer is offered the upgrade, worth 0.3 x 1800, at double priority
+    assert qualified_up.action == "upgrade", "gap 0 is not 'nothing to gain'"
+    assert qualified_up.value == pytest.approx(540.0), "qualified_share 0.3 x value 1800"
+    assert qualified_up.expected_value == pytest.approx(54.0)
+    assert qualified_up.priority == pytest.approx(108.0), "qualified_weight 2 on the priority"
+    assert qualified_up.priority > short_up.priority == pytest.approx(50.0)
+
+
+def test_an_unlikely_upgrade_far_below_the_next_tier_no_longer_outranks_everything():
+    # Given a 2.2%-likely upgrade with a gap of 7,474 (the demo's case) beside retention at 60
+    far = with_p(upgrade=0.022)
+    far = replace(far, gap_to_next_tier=7474.0)
+    # When ranked; then its value is capped at 1,500: expected value 33, not 164
+    ranking = rank(far)
+    [up] = [s for s in ranking.suggestions if s.action == "upgrade"]
+    assert up.value == pytest.approx(1500.0) and up.expected_value == pytest.approx(33.0)
+    assert actions(ranking)[0] == "retention", actions(ranking)
+
+
+@pytest.mark.parametrize(
+    ("value", "gap", "expected"),
+    [
+        (1000.0, 500.0, 500.0),  # the gap to the next tier's median customer
+        (1000.0, 100.0, 300.0),  # nearly there: what moving up secures, 0.3 x 1000
+        (20.0, 10.0, 50.0),  # the floor
+        (100.0, 9000.0, 1500.0),  # the cap
+        (2000.0, 0.0, 600.0),  # already qualifies
+        (1000.0, None, 300.0),  # gap unknown
+    ],
+)
+def test_upgrade_value_is_the_extra_yearly_value_floored_and_capped(value, gap, expected):
+    customer = make_customer(value=value, gap_to_next_tier=gap)
+    assert upgrade_value(customer, CONFIG) == pytest.approx(expected)
+
+
+def test_every_action_value_follows_its_documented_formula():
+    customer = make_customer()
+    assert action_value("retention", "retention", customer, CONFIG) == pytest.approx(300.0)
+    assert action_value("upgrade", "upgrade", customer, CONFIG) == pytest.approx(500.0)
+    assert action_value("cross_sell", "credit_card", customer, CONFIG) == pytest.approx(150.0)
+    assert action_value("cross_sell", "savings", customer, CONFIG) == pytest.approx(100.0)
+    for name in ("retention_save_rate", "upgrade_value", "product_margin", "default_margin"):
+        assert "value" in PolicyConfig.model_fields[name].description, f"{name}: say the formula"
+
+
+# -- why not shown ----------------------------------------------------------------------------
+
+
+def test_every_action_considered_is_either_shown_or_explained_once():
+    ranking = rank(make_customer(), max_suggestions=2)
+    shown, hidden = actions(ranking), [n.action for n in ranking.not_shown]
+    considered = ["retention", "upgrade", *KNOWN]
+    assert sorted(shown + hidden) == sorted(considered), (shown, hidden)
+    assert all(n.reason in NOT_SHOWN_REASONS and n.detail for n in ranking.not_shown)
+    assert why_not(ranking) == {
+        "checking": "already_held",
+        "insurance": "no_model",
+        "credit_card": "cut_by_limit",
+        "savings": "cut_by_limit",
+        "mortgage": "cut_by_limit",
+    }, why_not(ranking)
+
+
+@pytest.mark.parametrize(
+    ("customer", "config", "context", "action", "reason", "words"),
+    [
+        (with_p(churn=0.05), CONFIG, None, "retention", "not_eligible", "medium or high churn"),
+        (make_customer(next_tier=None), CONFIG, None, "upgrade", "not_eligible", "top tier"),
+        (
+            make_customer(),
+            configure(product_rules={"credit_card": {"min_age": 50}}),
+            None,
+            "credit_card",
+            "not_eligible",
+            "credit_card.min_age 50",
+        ),
+        (
+            make_customer(),
+            configure(levers={"savings": 0}),
+            None,
+            "savings",
+            "not_eligible",
+            "lever",
+        ),
+        (
+            make_customer(),
+            configure(channel_weights={"chat": {"cross_sell": 0}}),
+            Context("chat"),
+            "savings",
+            "not_eligible",
+            "channel_weights chat.cross_sell",
+        ),
+        (
+            with_p(cross_sell_mortgage=0.01),
+            CONFIG,
+            None,
+            "mortgage",
+            "below_min_probability",
+            "0.0200",
+        ),
+        (with_p(churn=0.45), CONFIG, None, "savings", "churn_gate", "high churn risk"),
+        (make_customer(), CONFIG, None, "insurance", "no_model", "no cross-sell model"),
+        (make_customer(probabilities={}), CONFIG, None, "retention", "no_model", "no churn model"),
+        (make_customer(probabilities={}), CONFIG, None, "upgrade", "no_model", "no upgrade model"),
+        (make_customer(), CONFIG, None, "checking", "already_held", "held"),
+        (
+            make_customer(),
+            CONFIG,
+            Context("phone", queue_pressure="high"),
+            "upgrade",
+            "queue_pressure",
+            "1 suggestion(s) at most",
+        ),
+        (
+            make_customer(),
+            configure(queue_pressure={"high": {"min_expected_value": 61}}),
+            Context("phone", queue_pressure="high"),
+            "retention",
+            "queue_pressure",
+            "below 61.00",
+        ),
+    ],
+)
+def test_each_action_not_shown_has_a_reason_code_and_a_detail(
+    customer, config, context, action, reason, words
+):
+    ranking = rank(customer, context, config)
+    [why] = [n for n in ranking.not_shown if n.action == action]
+    assert (why.reason, action not in actions(ranking)) == (reason, True), why
+    assert words in why.detail, f"the detail should say {words!r}: {why.detail!r}"
+
+
+def test_a_pause_by_declines_says_until_when():
+    # Given declines 3 and 10 days ago; the pause lasts until the older one is 30 days old
+    declines = {"credit_card": [NOW - timedelta(days=3), NOW - timedelta(days=10)]}
+    ranking = rank(make_customer(), declines=declines)
+    [why] = [n for n in ranking.not_shown if n.action == "credit_card"]
+    assert why.reason == "paused_by_declines"
+    assert why.until == NOW + timedelta(days=20), why
+    assert f"{why.until:%Y-%m-%d}" in why.detail, why.detail
+
+
+def test_an_empty_list_always_explains_itself():
+    # Given high churn risk with retention declined twice and no sales offer allowed
+    declines = {"retention": [NOW - timedelta(days=1)] * 2}
+    ranking = rank(with_p(churn=0.5), declines=declines)
+    # Then nothing is shown, and every action considered is listed with its reason
+    assert ranking.suggestions == ()
+    assert why_not(ranking) == {
+        "retention": "paused_by_declines",
+        "upgrade": "churn_gate",
+        "credit_card": "churn_gate",
+        "savings": "churn_gate",
+        "mortgage": "churn_gate",
+        "checking": "already_held",
+        "insurance": "no_model",
+    }, why_not(ranking)
+
+
 # -- churn gate --------------------------------------------------------------------------------
 
 
@@ -190,6 +373,16 @@ def test_skips_never_count_against_an_offer():
     assert "credit_card" in offered, "skips are the agent's call; one decline is below the limit"
 
 
+def test_the_decline_window_ends_at_the_decision_time_and_the_pause_ends_with_it():
+    start, end = decline_window(NOW, CONFIG)
+    assert (start, end) == (NOW - timedelta(days=30), NOW), "30 days back from the decision"
+    declines = [NOW - timedelta(days=1), NOW - timedelta(days=12), NOW - timedelta(days=40)]
+    until = paused_until(declines, NOW, CONFIG)
+    assert until == NOW + timedelta(days=18), "until the 2nd most recent decline is 30 days old"
+    assert paused(declines, until, CONFIG), "still paused at that moment"
+    assert not paused(declines, until + timedelta(seconds=1), CONFIG), "and no longer after it"
+
+
 def test_declines_older_than_the_window_do_not_pause():
     old = [NOW - timedelta(days=31), NOW - timedelta(days=45), NOW - timedelta(days=3)]
     assert not paused(old, NOW, CONFIG), "only one of three declines is within 30 days"
@@ -211,10 +404,44 @@ def test_high_pressure_gives_at_most_one_suggestion_above_the_bar():
     assert busy.suggestions == (), "nothing clears the bar: a busy agent gets nothing"
 
 
+def test_each_queue_pressure_sets_the_default_length_of_the_list():
+    lengths = {
+        p: len(
+            rank(
+                make_customer(), Context("phone", queue_pressure=p), max_suggestions=None
+            ).suggestions
+        )
+        for p in PRESSURES
+    }
+    assert lengths == {"low": 5, "normal": 3, "high": 1}, lengths
+
+
+def test_low_pressure_widens_the_list_with_a_lower_minimum_probability():
+    customer = with_p(cross_sell_mortgage=0.015)
+    low = rank(customer, Context("phone", queue_pressure="low"), max_suggestions=None)
+    normal = rank(customer, Context("phone", queue_pressure="normal"), max_suggestions=10)
+    assert "mortgage" in actions(low), "0.015 clears half the 0.02 minimum when the agent has time"
+    assert why_not(normal)["mortgage"] == "below_min_probability"
+
+
+def test_every_pressure_level_is_configured_and_documented():
+    config = PolicyConfig()
+    assert set(config.queue_pressure) == set(PRESSURES)
+    effect = type(config.queue_pressure["low"])
+    undocumented = [n for n, f in effect.model_fields.items() if not f.description]
+    assert not undocumented, undocumented
+    partial = PolicyConfig.model_validate({"queue_pressure": {"low": {"suggestions": 7}}})
+    assert partial.queue_pressure["low"].min_probability_multiple == 0.5, "the rest stays default"
+    assert partial.queue_pressure["high"] == config.queue_pressure["high"]
+    earlier = PolicyConfig.model_validate({"high_pressure_min_expected_value": 100.0})
+    assert earlier.queue_pressure["high"].min_expected_value == 100.0, "earlier policy files"
+
+
 @pytest.mark.parametrize("pressure", ["low", "normal"])
 def test_low_and_normal_pressure_allow_up_to_max_suggestions(pressure):
     ranking = rank(make_customer(), Context("phone", queue_pressure=pressure), max_suggestions=3)
     assert actions(ranking) == ["retention", "upgrade", "credit_card"], actions(ranking)
+    assert why_not(ranking)["savings"] == "cut_by_limit", "asked for 3: the 4th is cut"
 
 
 def test_max_suggestions_out_of_range_is_rejected():
@@ -236,12 +463,34 @@ def test_priority_is_propensity_times_value_times_context_weight_times_lever():
         "savings": (20.0, 20.0 * 2 * 4),  # 0.2 x margin 100 x branch 2 x lever 4
         "retention": (60.0, 60.0 * 2),  # 0.2 x 1000 x save rate 0.3 x 2
         "credit_card": (45.0, 45.0 * 2),  # 0.3 x margin 150 x 2
-        "upgrade": (50.0, 50.0 * 2 * 0.5),  # 0.1 x gap 500 x 2 x lever 0.5
+        "upgrade": (50.0, 50.0 * 2 * 0.5),  # 0.1 x gap to median 500 x 2 x lever 0.5
         "mortgage": (5.0, 5.0 * 2),
     }
     assert values == pytest.approx({a: v for a, (v, _) in expected.items()}), values
     assert priorities == pytest.approx({a: p for a, (_, p) in expected.items()}), priorities
     assert actions(ranking) == ["savings", "retention", "credit_card", "upgrade", "mortgage"]
+
+
+def test_default_channel_weights_favour_what_each_channel_is_good_for():
+    config = PolicyConfig(control_share=0.0, product_margin={"credit_card": 150.0})
+    assert config.channel_weights, "channel weights are on by default"
+
+    def priorities(channel: str) -> dict[str, float]:
+        ranking = rank(make_customer(), Context(channel), config)
+        return {s.action: s.priority for s in ranking.suggestions}
+
+    phone, branch, batch = priorities("phone"), priorities("branch"), priorities("batch")
+    assert phone["retention"] == pytest.approx(72.0), "phone: retention 60 x 1.2"
+    assert phone["credit_card"] == pytest.approx(40.5), "phone: cross-sell 45 x 0.9"
+    assert branch["credit_card"] == pytest.approx(54.0), "branch: cross-sell 45 x 1.2"
+    assert batch == {s.action: s.expected_value for s in rank(make_customer()).suggestions}, (
+        "the nightly file has no channel preference"
+    )
+    assert priorities("unknown-channel")["retention"] == pytest.approx(60.0), "unlisted: 1"
+    flat = PolicyConfig.model_validate({"channel_weights": {"web": 0.5}})
+    assert rank(make_customer(), Context("web"), flat).suggestions[0].priority == pytest.approx(
+        30.0
+    ), "one number for a channel weighs every kind"
 
 
 def test_complaint_call_favours_retention():
