@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from serving.policy import MAX_SUGGESTIONS
+from serving.policy import MAX_SUGGESTIONS, NotShownReason
 
 if TYPE_CHECKING:  # the inference path imports LightGBM: not needed to describe the API
+    from serving.policy import NotShown
     from serving.reasons import Reason
     from serving.suggest import Assessment, Decision
 
@@ -67,8 +68,9 @@ class ContactContext(BaseModel):
     )
     queue_pressure: Pressure = Field(
         "normal",
-        description="How busy the queue is: under high pressure at most one suggestion, "
-        "and only one worth the time.",
+        description="How busy the queue is. low: a longer list (5 by default) and offers "
+        "down to half the usual minimum probability; normal: 3 by default; high: at most one "
+        "suggestion, and only one worth the time (expected value 25 or more by default).",
     )
     agent_id: str = Field(
         min_length=1, max_length=200, description="The agent handling the contact."
@@ -96,8 +98,12 @@ class SuggestionRequest(BaseModel):
 
     customer_id: CustomerId
     context: ContactContext = Field(description="The contact the suggestions are for.")
-    max_suggestions: int = Field(
-        3, ge=1, le=MAX_SUGGESTIONS, description="Most suggestions to return."
+    max_suggestions: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_SUGGESTIONS,
+        description="Most suggestions to return; null or absent: the queue pressure's list "
+        "length (by default low 5, normal 3, high 1). High pressure never returns more than one.",
     )
 
 
@@ -254,8 +260,9 @@ class SuggestionOut(BaseModel):
                 "action": "retention",
                 "product": None,
                 "probability": 0.34,
-                "expected_value": 580.0,
-                "priority": 870.0,
+                "value": 1705.37,
+                "expected_value": 579.83,
+                "priority": 695.79,
                 "reasons": [
                     {"feature": "complaints_90d", "text": "2 complaints in the last 90 days"}
                 ],
@@ -273,10 +280,71 @@ class SuggestionOut(BaseModel):
     action: str = Field(description="retention, upgrade, or the product offered.")
     product: str | None = Field(description="The product of a cross-sell, else null.")
     probability: float = Field(description="Calibrated probability the action succeeds.")
+    value: float = Field(
+        description="Yearly value of success (policy settings): retention customer value x "
+        "save rate; upgrade the extra value of the next tier, floored and capped; cross-sell "
+        "the product's margin."
+    )
     expected_value: float = Field(description="Probability x value of success, yearly.")
     priority: float = Field(description="Expected value weighed by context and business levers.")
     reasons: list[ReasonOut] = Field(description="Why this customer, in plain words.")
     talking_points: list[str] = Field(description="What the agent could say.")
+
+
+class NotShownOut(BaseModel):
+    """An action the policy considered and did not show, with the first rule that held it back."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "kind": "cross_sell",
+                "action": "credit_card",
+                "product": "credit_card",
+                "reason": "paused_by_declines",
+                "detail": "declined 2 times in 30 days; paused until 2026-07-29 10:12 UTC",
+                "probability": 0.08,
+                "until": "2026-07-29T10:12:40Z",
+            },
+        }
+    )
+
+    kind: Kind = Field(description="retention, upgrade or cross_sell.")
+    action: str = Field(description="retention, upgrade, or the product.")
+    product: str | None = Field(description="The product of a cross-sell, else null.")
+    reason: NotShownReason = Field(
+        description="Why it is not shown: no_model (no champion model scores it), "
+        "already_held, not_eligible (detail names the rule), below_min_probability, "
+        "churn_gate (high churn risk: sales offers yield to retention), paused_by_declines "
+        "(until a date), queue_pressure, cut_by_limit (ranked below the list's length)."
+    )
+    detail: str = Field(description="The rule and the numbers, in words.")
+    probability: float | None = Field(description="Calibrated probability, where a model gave one.")
+    until: dt.datetime | None = Field(
+        description="For paused_by_declines: when the pause ends (UTC), else null."
+    )
+
+
+_NOT_SHOWN_EXAMPLE = [
+    NotShownOut.model_config["json_schema_extra"]["example"],
+    {
+        "kind": "upgrade",
+        "action": "upgrade",
+        "product": None,
+        "reason": "churn_gate",
+        "detail": "high churn risk: sales offers yield",
+        "probability": 0.12,
+        "until": None,
+    },
+    {
+        "kind": "cross_sell",
+        "action": "mortgage",
+        "product": "mortgage",
+        "reason": "below_min_probability",
+        "detail": "probability 0.0061 below the minimum 0.0200 at normal queue pressure",
+        "probability": 0.0061,
+        "until": None,
+    },
+]
 
 
 class SuggestionResponse(BaseModel):
@@ -292,6 +360,7 @@ class SuggestionResponse(BaseModel):
                 "churn": ChurnOut.model_config["json_schema_extra"]["example"],
                 "upgrade": UpgradeOut.model_config["json_schema_extra"]["example"],
                 "suggestions": [SuggestionOut.model_config["json_schema_extra"]["example"]],
+                "not_shown": _NOT_SHOWN_EXAMPLE,
                 "control_group": False,
                 "talking_points": ["Customer for 8 years this July - thank them"],
                 "model_versions": _VERSIONS_EXAMPLE,
@@ -306,6 +375,10 @@ class SuggestionResponse(BaseModel):
     churn: ChurnOut
     upgrade: UpgradeOut
     suggestions: list[SuggestionOut] = Field(description="Ranked suggestions, best first.")
+    not_shown: list[NotShownOut] = Field(
+        description="Every other action considered, with why it is not shown: an empty "
+        "suggestion list is always explained here."
+    )
     control_group: bool = Field(
         description="True for a control decision: eligible actions in random order, so the "
         "lift of the ranking can be measured."
@@ -419,6 +492,7 @@ def suggestion_response(decision: Decision) -> SuggestionResponse:
                 action=s.action,
                 product=s.product,
                 probability=s.probability,
+                value=s.value,
                 expected_value=s.expected_value,
                 priority=s.priority,
                 reasons=_reasons(s.reasons),
@@ -426,6 +500,7 @@ def suggestion_response(decision: Decision) -> SuggestionResponse:
             )
             for s in decision.suggestions
         ],
+        not_shown=[_not_shown(n) for n in decision.not_shown],
         control_group=decision.control,
         talking_points=list(a.talking_points),
         model_versions=dict(a.model_versions),
@@ -474,3 +549,15 @@ def _upgrade(a: Assessment) -> UpgradeOut:
 
 def _reasons(reasons: tuple[Reason, ...]) -> list[ReasonOut]:
     return [ReasonOut(feature=r.feature, text=r.text) for r in reasons]
+
+
+def _not_shown(n: NotShown) -> NotShownOut:
+    return NotShownOut(
+        kind=n.kind,
+        action=n.action,
+        product=n.product,
+        reason=n.reason,
+        detail=n.detail,
+        probability=n.probability,
+        until=n.until,
+    )

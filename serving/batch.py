@@ -15,6 +15,12 @@ The staging folder is named after everything the output depends on (data fingerp
 as-of date, model versions, policy, declines, options), so a run killed part-way and
 started again with the same inputs continues where it stopped: finished parts are kept,
 unfinished ones are written again. The same inputs give byte-identical parts.
+
+Declines count as in the service: over the contact policy's window (``policy.decline_window``)
+ending at the decision time, which for a run is when it reads the decision log
+(``decision_time``: the file is what agents and campaigns use from then on), not the
+as-of date of its data. An offer the service pauses after two declines is paused in the
+next nightly file too.
 """
 
 from __future__ import annotations
@@ -54,7 +60,7 @@ from serving.inputs import (
     staged,
     tier_context,
 )
-from serving.policy import Context, PolicyConfig, Ranking
+from serving.policy import Context, PolicyConfig, Ranking, decline_window
 from serving.reasons import reasons_of
 from serving.scoring import ModelSet, probability_column
 from serving.store import OnlineStore, StoredCustomer, store_chunks, store_info
@@ -132,12 +138,13 @@ class ChunkScorer:
     options: BatchOptions
     as_of: dt.date
     declines: Mapping[str, Mapping[str, list[dt.datetime]]]  # customer -> action -> times
+    decided_at: dt.datetime | None = None  # the decision time (``decision_time``)
     seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def now(self) -> dt.datetime:
-        """The decision time: the end of the as-of day (UTC), so reruns decide alike."""
-        return dt.datetime.combine(self.as_of + dt.timedelta(days=1), dt.time(), dt.UTC)
+        """The decision time the contact policy's window ends at (``decision_time``)."""
+        return self.decided_at or decision_time(self.as_of)
 
     @functools.cached_property
     def schema(self) -> pa.Schema:
@@ -320,6 +327,7 @@ def run_batch(
     *,
     store: OnlineStore | None = None,
     declines: Mapping[str, Mapping[str, list[dt.datetime]]] | None = None,
+    decided_at: dt.datetime | None = None,
     spark: SparkSession | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> BatchResult:
@@ -331,6 +339,8 @@ def run_batch(
         store: the online store to refresh from the same run; None leaves it alone.
         declines: customer -> action -> decline times (``read_declines``), for the
             contact policy; none by default.
+        decided_at: the decision time the contact policy's window ends at; by default the
+            time ``read_declines`` read ``declines`` at, else ``decision_time(as_of)``.
         spark: the session for ``options.engine == "spark"`` (``spark_session()`` by default).
         progress: called with (parts done, parts in all) as parts finish.
 
@@ -341,6 +351,7 @@ def run_batch(
     started = time.perf_counter()
     spec = merged_spec([s for s, _ in models.by_spec()])
     scorer = Scorer.from_models(models)
+    decided_at = decided_at or getattr(declines, "decided_at", None) or decision_time(as_of)
     declines = declines or {}
     key = run_key(ds, as_of, models, policy, options, declines)
     runs = _runs_folder(out)
@@ -363,7 +374,16 @@ def run_batch(
         rows = ds.con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
         if rows == 0:
             raise BatchError(f"no customer is in the population at {as_of}: nothing to score")
-        job = ChunkScorer(scorer, policy, Population.of(ds, table), spec, options, as_of, declines)
+        job = ChunkScorer(
+            scorer,
+            policy,
+            Population.of(ds, table),
+            spec,
+            options,
+            as_of,
+            {c: dict(acts) for c, acts in declines.items()},
+            decided_at,
+        )
         clock = time.perf_counter()
         if options.engine == "spark":
             parts, resumed = _score_on_spark(job, inputs, staging, key, spark)
@@ -429,24 +449,48 @@ def run_key(
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
-def read_declines(
-    url: str, as_of: dt.date, policy: PolicyConfig
-) -> dict[str, dict[str, list[dt.datetime]]]:
-    """Customer -> action -> decline times in the contact-policy window before ``as_of``'s end.
+class Declines(dict[str, dict[str, list[dt.datetime]]]):
+    """Customer -> action -> decline times, as read at ``decided_at`` (``read_declines``)."""
 
-    An SQLite decision log that does not exist yet has no declines (nothing is created).
+    def __init__(
+        self, declines: Mapping[str, dict[str, list[dt.datetime]]], decided_at: dt.datetime
+    ):
+        super().__init__(declines)
+        self.decided_at = decided_at
+
+
+def decision_time(as_of: dt.date, now: dt.datetime | None = None) -> dt.datetime:
+    """When a run's suggestions are decided: now (UTC), and never before the as-of day ends.
+
+    The file is used from the moment it is written, so its contact policy counts the
+    declines the service counts then; a run for a date still ahead decides at that date.
+    """
+    end_of_day = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time(), dt.UTC)
+    return max(now or dt.datetime.now(dt.UTC), end_of_day)
+
+
+def read_declines(
+    url: str, as_of: dt.date, policy: PolicyConfig, now: dt.datetime | None = None
+) -> Declines:
+    """Customer -> action -> decline times in the contact-policy window at the decision time.
+
+    The window is the service's (``policy.decline_window``), ending at
+    ``decision_time(as_of, now)``, which the result carries as ``decided_at`` for
+    ``run_batch``. An SQLite decision log that does not exist yet has no declines (nothing
+    is created).
     """
     import sqlalchemy as sa
 
     from serving.decisions import DecisionLog
 
+    decided_at = decision_time(as_of, now)
     path = sa.engine.make_url(url).database
     if url.startswith("sqlite") and path and not Path(path).exists():
-        return {}
-    until = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time(), dt.UTC)
+        return Declines({}, decided_at)
+    since, until = decline_window(decided_at, policy)
     log = DecisionLog(url)
     try:
-        return log.all_declines(until - dt.timedelta(days=policy.decline_window_days), until)
+        return Declines(log.all_declines(since, until), decided_at)
     finally:
         log.close()
 

@@ -1,7 +1,10 @@
 """The decision log and the agents' feedback on it (SQLAlchemy; SQLite WAL by default).
 
 Every ``/v1/suggestions`` answer is a logged decision: the customer, when, the contact's
-context, every propensity, the suggestions shown, the control flag and the model versions.
+context, every propensity, the suggestions shown, the control flag and the model versions;
+beside it, in ``decision_not_shown``, every action considered and not shown with its reason
+(a table of its own, so that databases logged before it existed read as they are: the table
+is created on open, and their decisions simply have no not-shown list).
 Feedback rows reference a decision and one of its suggestions; a unique key on
 ``(decision_id, suggestion_id)`` makes a retried feedback call find its first row instead
 of adding a second. The contact policy reads the customer's declines back (``declines``).
@@ -71,7 +74,23 @@ feedback_table = sa.Table(
 )
 
 
+not_shown_table = sa.Table(
+    "decision_not_shown",
+    _META,
+    sa.Column(
+        "decision_id", sa.String(64), sa.ForeignKey("decisions.decision_id"), primary_key=True
+    ),
+    sa.Column("not_shown", sa.Text, nullable=False),  # JSON list: action, reason, detail, ...
+)
+
+
 _INSERT_DECISION = sa.insert(decisions_table)
+_INSERT_NOT_SHOWN = sa.insert(not_shown_table)
+_GET_DECISION = (
+    sa.select(decisions_table, not_shown_table.c.not_shown)
+    .select_from(decisions_table.outerjoin(not_shown_table))
+    .where(decisions_table.c.decision_id == sa.bindparam("decision_id"))
+)
 _DECLINES = sa.select(
     feedback_table.c.action, feedback_table.c.response, feedback_table.c.created_at
 ).where(
@@ -102,7 +121,8 @@ class FeedbackConflictError(ValueError):
 @dataclass(frozen=True)
 class DecisionRecord:
     """One logged decision. ``suggestions`` are dicts with at least ``suggestion_id``,
-    ``action`` and ``kind``, in the order shown."""
+    ``action`` and ``kind``, in the order shown; ``not_shown`` dicts with ``action``,
+    ``kind``, ``reason`` and ``detail`` (empty for decisions logged before it was kept)."""
 
     decision_id: str
     customer_id: str
@@ -113,6 +133,7 @@ class DecisionRecord:
     control: bool
     model_versions: Mapping[str, str]
     as_of: dt.date | None = None
+    not_shown: Sequence[Mapping[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -170,13 +191,15 @@ class DecisionLog:
                     "model_versions": _json(decision.model_versions),
                 },
             )
+            conn.execute(
+                _INSERT_NOT_SHOWN,
+                {"decision_id": decision.decision_id, "not_shown": _json(list(decision.not_shown))},
+            )
 
     def get(self, decision_id: str) -> DecisionRecord | None:
         """A logged decision, or None."""
         with self._log.connect() as conn:
-            row = conn.execute(
-                sa.select(decisions_table).where(decisions_table.c.decision_id == decision_id)
-            ).first()
+            row = conn.execute(_GET_DECISION, {"decision_id": decision_id}).first()
         return None if row is None else decision_record(row)
 
     def add_feedback(
@@ -267,7 +290,7 @@ class DecisionLog:
     def declines(self, customer_id: str, since: dt.datetime) -> dict[str, list[dt.datetime]]:
         """Action key -> times (UTC) the customer declined it at or after ``since``.
 
-        Only ``declined`` counts (``policy.collect_declines``): skips are the agent's call.
+        ``since`` is the start of the contact policy's window (``policy.decline_window``). Only ``declined`` counts (``policy.collect_declines``): skips are the agent's call.
         """
         with self._log.connect() as conn:
             rows = conn.execute(
@@ -331,6 +354,7 @@ def record_of(decision: Decision, context: Context, now: dt.datetime) -> Decisio
                 "action": s.action,
                 "product": s.product,
                 "probability": s.probability,
+                "value": s.value,
                 "expected_value": s.expected_value,
                 "priority": s.priority,
             }
@@ -339,11 +363,24 @@ def record_of(decision: Decision, context: Context, now: dt.datetime) -> Decisio
         control=decision.control,
         model_versions=dict(a.model_versions),
         as_of=a.as_of,
+        not_shown=[
+            {
+                "kind": n.kind,
+                "action": n.action,
+                "product": n.product,
+                "reason": n.reason,
+                "detail": n.detail,
+                "probability": n.probability,
+                "until": None if n.until is None else _utc(n.until).isoformat(),
+            }
+            for n in decision.not_shown
+        ],
     )
 
 
 def decision_record(row) -> DecisionRecord:
-    """A ``decisions`` table row as a record (times in UTC)."""
+    """A ``decisions`` table row as a record (times in UTC), with ``not_shown`` if selected."""
+    not_shown = row._mapping.get("not_shown")
     return DecisionRecord(
         decision_id=row.decision_id,
         customer_id=row.customer_id,
@@ -354,6 +391,7 @@ def decision_record(row) -> DecisionRecord:
         control=bool(row.control),
         model_versions=json.loads(row.model_versions),
         as_of=row.as_of,
+        not_shown=json.loads(not_shown) if not_shown else [],
     )
 
 

@@ -56,7 +56,7 @@ from serving.api import (
     scores_response,
     suggestion_response,
 )
-from serving.policy import Context, PolicyConfig
+from serving.policy import PRESSURES, Context, PolicyConfig, decline_window
 
 if TYPE_CHECKING:
     from serving.decisions import DecisionLog
@@ -349,10 +349,10 @@ def warm_up(state: State) -> None:
         customer = state.store.get(customer_id)
         if customer is None:
             raise StartupError("the online store changed during the warm-up: retry")
-        for pressure in ("normal", "high"):
+        for pressure in PRESSURES:
             context = Context("phone", None, pressure, "warm-up")
             suggestion_response(
-                suggest(customer, state.scorer, state.policy, context, {}, now, 3, "warm-up")
+                suggest(customer, state.scorer, state.policy, context, {}, now, None, "warm-up")
             )
         scores_response(assess(customer, state.scorer, state.policy))
     state.decisions.declines(ids[0], now)
@@ -449,8 +449,8 @@ class Tierwise:
         c = request.context
         context = Context(c.channel, c.call_reason, c.queue_pressure, c.agent_id)
         now = dt.datetime.now(dt.UTC)
-        window = dt.timedelta(days=state.policy.decline_window_days)
-        declines = state.decisions.declines(request.customer_id, now - window)
+        since, _ = decline_window(now, state.policy)  # the batch counts the same window
+        declines = state.decisions.declines(request.customer_id, since)
         decision = suggest(
             customer,
             state.scorer,

@@ -18,11 +18,20 @@ import hashlib
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from features.catalogue import Feature, feature_index, slugs
-from serving.policy import Context, Customer, PolicyConfig, Ranking, rank_actions, risk_band
+from serving.policy import (
+    Context,
+    Customer,
+    NotShown,
+    PolicyConfig,
+    Ranking,
+    Suggestion,
+    rank_actions,
+    risk_band,
+)
 from serving.reasons import Reason, suggestion_points, talking_points, top_reasons
 
 if TYPE_CHECKING:
@@ -50,6 +59,7 @@ class Scorer:
     encodings: tuple[tuple[Encoding, tuple[str, ...]], ...]  # one encoding, its targets
     profile_features: Mapping[str, str]  # profile column -> feature name
     specs: tuple[dict, ...] = field(default_factory=tuple)
+    known_products: tuple[str, ...] = ()  # held products of the specs, and modelled ones
 
     @classmethod
     def from_models(cls, models: ModelSet) -> Scorer:
@@ -70,16 +80,19 @@ class Scorer:
             enc = predictor.encoding
             key = (tuple(enc.features), json.dumps(enc.categories, sort_keys=True))
             groups.setdefault(key, (enc, []))[1].append(target)
+        product_by_target = {
+            t: p.meta["product"] for t, p in predictors.items() if p.meta.get("product")
+        }
+        known = {p for s in specs for p in s.get("holding_products") or ()}
         return cls(
             versions=dict(sorted(models.versions.items())),
             predictors=predictors,
             feature_text=feature_text,
-            product_by_target={
-                t: p.meta["product"] for t, p in predictors.items() if p.meta.get("product")
-            },
+            product_by_target=product_by_target,
             encodings=tuple((enc, tuple(ts)) for enc, ts in groups.values()),
             profile_features=profile,
             specs=tuple(specs),
+            known_products=tuple(sorted(known | set(product_by_target.values()))),
         )
 
     def encode(self, features: Mapping[str, Any]) -> dict[str, np.ndarray]:
@@ -149,31 +162,15 @@ class Assessment:
 
 
 @dataclass(frozen=True)
-class SuggestionView:
-    """One ranked suggestion as shown to the agent."""
-
-    suggestion_id: str
-    rank: int
-    kind: str
-    action: str
-    target: str
-    product: str | None
-    probability: float
-    expected_value: float
-    priority: float
-    reasons: tuple[Reason, ...]
-    talking_points: tuple[str, ...]
-
-
-@dataclass(frozen=True)
 class Decision:
-    """A decision: the assessment, the suggestions in order, and the control flag."""
+    """A decision: the assessment, the suggestions in order, what was not shown and why."""
 
     decision_id: str
     assessment: Assessment
-    suggestions: tuple[SuggestionView, ...]
+    suggestions: tuple[Suggestion, ...]  # with id, rank, reasons and talking points
     control: bool
     eligible: tuple[str, ...]  # action keys left after eligibility and the contact policy
+    not_shown: tuple[NotShown, ...] = ()
 
 
 def assess(customer: StoredCustomer, scorer: Scorer, config: PolicyConfig) -> Assessment:
@@ -188,7 +185,7 @@ def suggest(
     context: Context,
     declines: Mapping[str, Sequence[dt.datetime]],
     now: dt.datetime,
-    max_suggestions: int,
+    max_suggestions: int | None,
     decision_id: str,
 ) -> Decision:
     """The decision for one contact: assessment plus ranked suggestions with reasons.
@@ -196,7 +193,7 @@ def suggest(
     Args:
         declines: action key -> times the customer declined it (``DecisionLog.declines``).
         now: the decision time (UTC), for the contact policy's window.
-        max_suggestions: 1..10 (``policy.MAX_SUGGESTIONS``).
+        max_suggestions: 1..10 (``policy.MAX_SUGGESTIONS``), or None: the queue pressure's.
         decision_id: decides the control group (``policy.is_control``) and the suggestion ids.
 
     Raises:
@@ -207,22 +204,22 @@ def suggest(
     ranking = work.rank(context, declines, now, max_suggestions, decision_id)
     values = work.point_values()
     suggestions = tuple(
-        SuggestionView(
+        replace(
+            c,
             suggestion_id=suggestion_id(decision_id, c.action),
-            rank=i,
-            kind=c.kind,
-            action=c.action,
-            target=c.target,
-            product=c.product,
-            probability=c.probability,
-            expected_value=c.expected_value,
-            priority=c.priority,
             reasons=work.reasons(c.target),
             talking_points=tuple(suggestion_points(c.kind, c.product, values)),
         )
-        for i, c in enumerate(ranking.suggestions, start=1)
+        for c in ranking.suggestions
     )
-    return Decision(decision_id, assessment, suggestions, ranking.control, ranking.eligible)
+    return Decision(
+        decision_id,
+        assessment,
+        suggestions,
+        ranking.control,
+        ranking.eligible,
+        ranking.not_shown,
+    )
 
 
 def rank(
@@ -232,7 +229,7 @@ def rank(
     context: Context,
     declines: Mapping[str, Sequence[dt.datetime]],
     now: dt.datetime,
-    max_suggestions: int,
+    max_suggestions: int | None,
     decision_id: str,
     probabilities: Mapping[str, float | None],
 ) -> Ranking:
@@ -284,7 +281,7 @@ class _Work:
         context: Context,
         declines: Mapping[str, Sequence[dt.datetime]],
         now: dt.datetime,
-        max_suggestions: int,
+        max_suggestions: int | None,
         decision_id: str,
     ) -> Ranking:
         """The policy's ranking of this customer's actions for a contact."""
@@ -297,6 +294,7 @@ class _Work:
             max_suggestions,
             decision_id,
             self.scorer.product_by_target,
+            self.scorer.known_products,
         )
 
     def reasons(self, target: str) -> tuple[Reason, ...]:
@@ -366,11 +364,10 @@ class _Work:
         )
 
     def point_values(self) -> dict[str, Any]:
-        """What ``reasons.suggestion_points`` reads."""
+        """What ``reasons.suggestion_points`` reads: the feature row plus the tier context."""
         c = self.customer
         return {
-            "days_since_last_complaint": c.features.get("days_since_last_complaint"),
-            "satisfaction_last_365d": c.features.get("satisfaction_last_365d"),
+            **c.features,
             "tier": c.tier,
             "next_tier": c.next_tier,
             "gap_to_next_tier": c.gap_to_next_tier,

@@ -330,6 +330,7 @@ class Served:
     manifest: dict
     store_url: str
     summary: str
+    env: dict[str, str | None]
 
     def client(self) -> httpx.Client:
         return httpx.Client(
@@ -377,6 +378,7 @@ def served(trained, tmp_path_factory) -> Iterator[Served]:
             manifest_of(out),
             f"sqlite:///{home.resolve() / 'online.db'}",
             result.output,
+            env,
         )
     finally:
         stop(proc)
@@ -669,20 +671,20 @@ def test_two_declines_in_the_window_pause_an_action_and_skips_do_not(trained, re
     action = {
         c: frame.loc[c, "suggestion_1_action"] for c in (paused_id, skipped_id, old_id, late_id)
     }
-    end_of_day = dt.datetime.combine(AS_OF, dt.time(18), dt.UTC)
+    # The window ends when the run decides (now), not at the as-of date of the data: these
+    # declines all come months after AS_OF, as they do for a base scored on older data.
+    now = dt.datetime.now(dt.UTC)
     # Given customers' responses to their first suggestion, in the decision log of the home
     log = DecisionLog(f"sqlite:///{home.resolve() / 'decisions.db'}")
     try:
-        for days in (10, 0):  # two declines within the 30-day window
-            declined(log, paused_id, action[paused_id], "declined", end_of_day - dt.timedelta(days))
+        for days in (10, 0.01):  # two declines within the 30-day window
+            declined(log, paused_id, action[paused_id], "declined", now - dt.timedelta(days))
         for days in (9, 5, 1):  # the agent skipped it three times
-            declined(
-                log, skipped_id, action[skipped_id], "skipped", end_of_day - dt.timedelta(days)
-            )
+            declined(log, skipped_id, action[skipped_id], "skipped", now - dt.timedelta(days))
         for days in (3, 60):  # one decline in the window, one long before it
-            declined(log, old_id, action[old_id], "declined", end_of_day - dt.timedelta(days))
-        for days in (2, 3):  # two declines after the as-of date: not known on that day
-            declined(log, late_id, action[late_id], "declined", end_of_day + dt.timedelta(days))
+            declined(log, old_id, action[old_id], "declined", now - dt.timedelta(days))
+        for days in (2, 3):  # two declines after the run's decision time: not known yet
+            declined(log, late_id, action[late_id], "declined", now + dt.timedelta(days))
     finally:
         log.close()
     # When the batch scores the reference's date with that home
@@ -707,3 +709,65 @@ def test_two_declines_in_the_window_pause_an_action_and_skips_do_not(trained, re
     unchanged = after.drop(index=paused_id).reset_index(drop=True)
     expected = frame.drop(index=paused_id).reset_index(drop=True)
     pd.testing.assert_frame_equal(unchanged, expected, obj="every other customer's row")
+
+
+def test_after_two_declines_the_service_and_the_next_nightly_file_both_pause_the_offer(
+    trained, served, tmp_path
+):
+    # Given a customer with suggestions whom the parity tests do not use
+    frame = served.frame.set_index("customer_id", drop=False)
+    unused = frame[
+        frame["suggestion_2_kind"].notna()
+        & ~frame["customer_id"].isin(service_sample(served.frame))
+    ]
+    customer_id = unused["customer_id"].iloc[-1]
+
+    def decide(http: httpx.Client) -> dict:
+        answer = http.post(
+            "/v1/suggestions",
+            json={
+                "customer_id": customer_id,
+                "context": {"channel": SERVICE_CHANNEL, "agent_id": "batch-test"},
+                "max_suggestions": TOP,
+            },
+        )
+        assert answer.status_code == 200, answer.text
+        return answer.json()
+
+    with served.client() as http:
+        decision = decide(http)
+        action = decision["suggestions"][0]["action"]
+        # When the customer declines the first suggestion in two contacts
+        for _ in range(2):
+            [s] = [s for s in decision["suggestions"] if s["action"] == action]
+            feedback = {
+                "decision_id": decision["decision_id"],
+                "suggestion_id": s["suggestion_id"],
+                "response": "declined",
+                "agent_id": "batch-test",
+            }
+            assert http.post("/v1/feedback", json=feedback).status_code == 200
+            decision = decide(http)
+    # Then the service pauses it, and says so
+    assert action not in [s["action"] for s in decision["suggestions"]]
+    [why] = [n for n in decision["not_shown"] if n["action"] == action]
+    assert why["reason"] == "paused_by_declines" and why["until"], why
+    # And the next nightly run, on the same decision log, pauses it too
+    out = tmp_path / "next"
+    result = score(
+        served.env,
+        *score_args(trained.data, LATER, out),
+        "--top",
+        TOP,
+        "--channel",
+        SERVICE_CHANNEL,
+        "--chunk-rows",
+        1000,
+        "--no-store",
+    )
+    assert result.exit_code == 0, result.output
+    row = read_output(out).set_index("customer_id").loc[customer_id]
+    assert action not in actions_of(row), f"{action}: declined twice, yet ranked by the batch"
+    assert actions_of(row) == [s["action"] for s in decision["suggestions"]], (
+        "the file and the service show the same list after the declines"
+    )

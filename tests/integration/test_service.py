@@ -8,6 +8,7 @@ control rate can be measured over a few hundred decisions.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import os
 import socket
 import subprocess
@@ -22,7 +23,7 @@ import pytest
 
 from features.registry import client, version_by_alias
 from serving.decisions import DecisionLog
-from serving.policy import is_control
+from serving.policy import NOT_SHOWN_REASONS, is_control
 from serving.scoring import load_champions
 from serving.service import CancellingTimeoutMiddleware, authorized, key_digests
 from serving.store import OnlineStore, StoreMissingError, materialize
@@ -165,6 +166,11 @@ def test_probes_and_the_api_document_need_no_key(server):
     assert request["example"]["customer_id"], "request models carry an example"
     assert request["properties"]["max_suggestions"]["description"], "fields are described"
     assert "SuggestionResponse" in spec["components"]["schemas"]
+    not_shown = spec["components"]["schemas"]["NotShownOut"]
+    assert not_shown["example"]["reason"] and not_shown["properties"]["reason"]["description"]
+    response = spec["components"]["schemas"]["SuggestionResponse"]
+    assert response["properties"]["not_shown"]["description"], "not_shown is described"
+    assert response["example"]["not_shown"], "and shown in the example"
 
 
 @pytest.mark.parametrize("route", ROUTES)
@@ -216,6 +222,42 @@ def test_suggestions_answer_with_a_logged_decision(server):
         s["suggestion_id"] for s in body["suggestions"]
     ]
     assert set(logged.probabilities) == targets_of(server.versions), "every propensity logged"
+    assert body["not_shown"], "the actions considered and not shown are listed"
+    for n in body["not_shown"]:
+        assert n["reason"] in NOT_SHOWN_REASONS and n["detail"], n
+    assert [(n["action"], n["reason"]) for n in logged.not_shown] == [
+        (n["action"], n["reason"]) for n in body["not_shown"]
+    ], "the reasons are logged with the decision"
+
+
+def test_every_action_is_shown_or_explained_and_an_empty_list_explains_itself(server):
+    with server.client() as http:
+        bodies = [ask(http, c, context={"queue_pressure": "high"}).json() for c in server.take(40)]
+        cards = [
+            http.post("/v1/scores", json={"customer_id": b["customer_id"]}).json() for b in bodies
+        ]
+    empty = [b for b in bodies if not b["suggestions"]]
+    assert empty, "under high pressure some customers get nothing"
+    for body, card in zip(bodies, cards, strict=True):
+        considered = {"retention", "upgrade", *(c["product"] for c in card["cross_sell"])}
+        listed = [s["action"] for s in body["suggestions"]] + [
+            n["action"] for n in body["not_shown"]
+        ]
+        assert considered <= set(listed) and len(listed) == len(set(listed)), (
+            f"{body['customer_id']}: each action once, shown or explained: {listed}"
+        )
+        held = {c["product"] for c in card["cross_sell"] if c["held"]}
+        assert held <= {n["action"] for n in body["not_shown"] if n["reason"] == "already_held"}
+
+
+def test_low_queue_pressure_widens_the_list(server):
+    with server.client() as http:
+        pairs = find_customers(server, http, 3, min_suggestions=4)
+        for customer_id, _ in pairs:
+            normal = ask(http, customer_id).json()
+            low = ask(http, customer_id, context={"queue_pressure": "low"}).json()
+            assert len(normal["suggestions"]) == 3, "normal pressure: 3 by default"
+            assert 3 < len(low["suggestions"]) <= 5, "low pressure: up to 5 by default"
 
 
 def test_scores_give_every_probability_without_a_decision(server):
@@ -376,6 +418,11 @@ def test_two_declines_pause_an_action(server):
         respond(http, second, action, "declined")
         third = ask(http, customer_id, max_suggestions=10).json()
     assert action not in actions(third), f"{action} declined twice in 30 days must pause"
+    [why] = [n for n in third["not_shown"] if n["action"] == action]
+    assert why["reason"] == "paused_by_declines", why
+    until = dt.datetime.fromisoformat(why["until"])
+    ahead = until - dt.datetime.now(dt.UTC)
+    assert dt.timedelta(days=29) < ahead <= dt.timedelta(days=30), f"paused until {until}"
     assert actions(first) - {action} <= actions(third), "other actions are not paused"
 
 

@@ -110,3 +110,69 @@ def test_declines_count_only_customer_declines_in_the_window(log):
         "retention": [NOW - dt.timedelta(days=1)],
     }, "skips, older declines and other customers' declines never count"
     assert all(t.tzinfo is not None for ts in got.values() for t in ts), "times come back UTC"
+
+
+NOT_SHOWN = [
+    {
+        "kind": "cross_sell",
+        "action": "savings",
+        "product": "savings",
+        "reason": "paused_by_declines",
+        "detail": "declined 2 times in 30 days; paused until 2026-07-20 09:30 UTC",
+        "probability": 0.2,
+        "until": "2026-07-20T09:30:00+00:00",
+    },
+    {
+        "kind": "upgrade",
+        "action": "upgrade",
+        "product": None,
+        "reason": "churn_gate",
+        "detail": "high churn risk: sales offers yield",
+        "probability": 0.1,
+        "until": None,
+    },
+]
+
+
+def test_the_actions_not_shown_are_logged_with_the_decision(log):
+    log.record(make_decision(not_shown=NOT_SHOWN))
+    assert log.get("d1").not_shown == NOT_SHOWN, "reasons are kept with the decision"
+    assert log.get("d1") == make_decision(not_shown=NOT_SHOWN)
+
+
+def test_a_decision_log_from_before_not_shown_stays_readable(tmp_path):
+    # Given a database written before the not-shown table existed, with one decision
+    import sqlalchemy as sa
+
+    from serving.decisions import decisions_table, feedback_table
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = sa.create_engine(url)
+    old = sa.MetaData()
+    for table in (decisions_table, feedback_table):
+        table.to_metadata(old)
+    old.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.insert(old.tables["decisions"]),
+            {
+                "decision_id": "d0",
+                "customer_id": "C1",
+                "created_at": NOW.replace(tzinfo=None),
+                "as_of": dt.date(2026, 6, 30),
+                "context": "{}",
+                "probabilities": "{}",
+                "suggestions": '[{"suggestion_id": "s0", "action": "savings", "kind": "cross_sell"}]',
+                "control": False,
+                "model_versions": "{}",
+            },
+        )
+    engine.dispose()
+    # When it is opened as a decision log
+    log = DecisionLog(url)
+    # Then its decision reads back without a not-shown list, feedback still works
+    assert log.get("d0").not_shown == [], "no reasons were logged then"
+    assert log.add_feedback("d0", "s0", "declined", "a1", now=NOW).created
+    # And new decisions keep theirs
+    log.record(make_decision(not_shown=NOT_SHOWN))
+    assert log.get("d1").not_shown == NOT_SHOWN
