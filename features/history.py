@@ -231,8 +231,11 @@ FROM {spine} s JOIN holdings h
 ORDER BY s.customer_id, s.as_of, h.product"""
 
 
-def build_history(ds: Dataset, as_of: Sequence[dt.date | str]) -> pd.DataFrame:
-    """The recent history of the population at each as-of date.
+def build_history(
+    ds: Dataset, as_of: Sequence[dt.date | str], closed_within_days: int = 0
+) -> pd.DataFrame:
+    """The recent history of the population at each as-of date (and of the customers who
+    closed in the ``closed_within_days`` before it).
 
     Registers the temp table ``spine`` on ``ds.con`` (replacing any previous one).
 
@@ -244,7 +247,7 @@ def build_history(ds: Dataset, as_of: Sequence[dt.date | str]) -> pd.DataFrame:
     Raises:
         ValueError: no as-of dates, or one that is not an ISO date.
     """
-    register_spine(ds, as_of)
+    register_spine(ds, as_of, closed_within_days=closed_within_days)
     frame = ds.con.execute(history_sql(ds)).df()
     for column in ("as_of", *(c for c in COLUMNS if c.endswith("_date"))):
         frame[column] = _dates(frame[column])

@@ -22,24 +22,35 @@ def as_of_dates(values: Sequence[dt.date | str]) -> list[dt.date]:
     return dates
 
 
-def register_spine(ds: Dataset, as_of: Sequence[dt.date | str], name: str = SPINE) -> list[dt.date]:
+def register_spine(
+    ds: Dataset,
+    as_of: Sequence[dt.date | str],
+    name: str = SPINE,
+    closed_within_days: int = 0,
+) -> list[dt.date]:
     """Define table ``name`` with one row per customer in the population at each as-of date.
 
     The population at t: signup_date <= t and (closed_date is null or closed_date > t),
-    as in the data contract. Returns the as-of dates used.
+    as in the data contract; with ``closed_within_days``, also the customers who closed in
+    the days before t (for the card a win-back call needs). Returns the as-of dates used.
     """
     dates = as_of_dates(as_of)
-    ds.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {spine_sql(dates)}")
+    ds.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {spine_sql(dates, closed_within_days)}")
     return dates
 
 
-def spine_sql(dates: Sequence[dt.date]) -> str:
+def spine_sql(dates: Sequence[dt.date], closed_within_days: int = 0) -> str:
     """The SELECT of the population at each date over the typed ``customers`` (portable SQL).
 
     Shared by ``register_spine`` and the Spark engine (``features.spark``), so that both
     define the population with the same text.
     """
     values = ", ".join(f"(DATE '{d.isoformat()}')" for d in dates)
+    recently = ""
+    if closed_within_days > 0:
+        since = f"CAST(d.as_of - INTERVAL {int(closed_within_days)} DAY AS DATE)"
+        recently = f" OR c.closed_date > {since}"
     return f"""SELECT c.customer_id, d.as_of
             FROM customers c CROSS JOIN (VALUES {values}) d(as_of)
-            WHERE c.signup_date <= d.as_of AND (c.closed_date IS NULL OR c.closed_date > d.as_of)"""
+            WHERE c.signup_date <= d.as_of
+              AND (c.closed_date IS NULL OR c.closed_date > d.as_of{recently})"""

@@ -8,16 +8,16 @@ points come only from the customer's own recent history as given, never from any
 from __future__ import annotations
 
 import calendar
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
 import numpy as np
 
 from features.catalogue import Feature, render_reason, slug
 from features.model import Predictor
+from features.values import as_date, as_number
 
 MAX_POINTS = 3
 RECENT_COMPLAINT_DAYS = 90  # older complaints are history, not something to acknowledge first
@@ -125,7 +125,7 @@ def talking_points(history: Mapping[str, Any], as_of: date, tier: str | None) ->
     """
     points = [
         _complaint_point(history, as_of),
-        _milestone_point(_date(history.get("signup_date")), as_of, tier),
+        _milestone_point(as_date(history.get("signup_date")), as_of, tier),
         _transaction_point(history, as_of),
     ]
     return [p for p in points if p][:MAX_POINTS]
@@ -153,7 +153,7 @@ def suggestion_points(
                 _fell(v.get("spend_change_90d"), "Spend", "ask whether something changed"),
                 _fell(v.get("engagement_trend"), "Their use", "ask what is getting in the way"),
                 "Closed a product in the last 90 days - ask what they moved to"
-                if (_number(v.get("holdings_closed_90d")) or 0) > 0
+                if (as_number(v.get("holdings_closed_90d")) or 0) > 0
                 else "",
                 _loyalty(v.get("tenure_days")),
             )
@@ -164,7 +164,7 @@ def suggestion_points(
         return [first, f"{review} and what their {tier} tier includes" if tier else review]
     if kind == "upgrade":
         next_tier = v.get("next_tier")
-        gap = _number(v.get("gap_to_next_tier"))
+        gap = as_number(v.get("gap_to_next_tier"))
         if next_tier and gap is not None and gap <= 0:
             first = f"Their value already qualifies for {next_tier} - offer to move them up now"
         elif next_tier and gap is not None:
@@ -174,7 +174,7 @@ def suggestion_points(
         first = first or _first(
             _rose(v.get("spend_change_90d"), "Spend"),
             "Moved up a tier in the last year - keep the momentum"
-            if (_number(v.get("tier_ups_365d")) or 0) > 0
+            if (as_number(v.get("tier_ups_365d")) or 0) > 0
             else "",
         )
         benefits = f"Explain the benefits of the {next_tier} tier" if next_tier else ""
@@ -194,35 +194,35 @@ def _first(*points: str) -> str:
 
 
 def _recent_complaint(v: Mapping[str, Any]) -> str:
-    days = _number(v.get("days_since_last_complaint"))
+    days = as_number(v.get("days_since_last_complaint"))
     if days is not None and 0 <= days <= RECENT_COMPLAINT_DAYS:
         return f"Acknowledge the complaint from {_ago(days)} before anything else"
     return ""
 
 
 def _low_satisfaction(v: Mapping[str, Any]) -> str:
-    score = _number(v.get("satisfaction_last_365d"))
+    score = as_number(v.get("satisfaction_last_365d"))
     if score is not None and score <= LOW_SATISFACTION:
         return f"Last satisfaction score was {score:.0f} of 5 - ask what could be better"
     return ""
 
 
 def _fell(change: Any, what: str, ask: str) -> str:
-    change = _number(change)
+    change = as_number(change)
     if change is not None and change <= -BIG_MOVE:
         return f"{what} fell {min(abs(change), 1) * 100:.0f}% against their recent months - {ask}"
     return ""
 
 
 def _rose(change: Any, what: str) -> str:
-    change = _number(change)
+    change = as_number(change)
     if change is not None and change >= BIG_MOVE:
         return f"{what} rose {change * 100:.0f}% against the previous 90 days - they are growing"
     return ""
 
 
 def _loyalty(tenure_days: Any) -> str:
-    days = _number(tenure_days)
+    days = as_number(tenure_days)
     if days is None or days < 365.25:
         return ""
     years = int(days // 365.25)
@@ -232,7 +232,7 @@ def _loyalty(tenure_days: Any) -> str:
 def _interest(v: Mapping[str, Any], product: str) -> str:
     """Recent transactions on the product itself: interest the customer has already shown."""
     key = slug(product)
-    count = _number(v.get(f"product_{key}_count_90d")) or 0
+    count = as_number(v.get(f"product_{key}_count_90d")) or 0
     if count <= 0:
         return ""
     times = "once" if count == 1 else f"{count:.0f} times"
@@ -244,7 +244,7 @@ def _longest_held(v: Mapping[str, Any], product: str) -> str:
     held = [p for p in v.get("products_held") or [] if p != product]
     if not held:
         return ""
-    days = {p: _number(v.get(f"held_{slug(p)}_days")) or 0 for p in held}
+    days = {p: as_number(v.get(f"held_{slug(p)}_days")) or 0 for p in held}
     best = max(sorted(held), key=lambda p: days[p])
     since = f" for {_ago(days[best]).removesuffix(' ago')}" if days[best] >= 60 else ""
     return f"Has held {_words(best)}{since} - {_words(product)} works well alongside it"
@@ -254,8 +254,8 @@ def _longest_held(v: Mapping[str, Any], product: str) -> str:
 
 
 def _complaint_point(history: Mapping[str, Any], as_of: date) -> str:
-    complained = _date(history.get("last_complaint_date"))
-    satisfaction = _number(history.get("last_satisfaction"))
+    complained = as_date(history.get("last_complaint_date"))
+    satisfaction = as_number(history.get("last_satisfaction"))
     low = satisfaction is not None and satisfaction <= LOW_SATISFACTION
     if complained is not None and 0 <= (days := (as_of - complained).days) <= RECENT_COMPLAINT_DAYS:
         score = f" (last satisfaction {satisfaction:.0f} of 5)" if low else ""
@@ -287,10 +287,10 @@ def _milestone_point(signup: date | None, as_of: date, tier: str | None) -> str:
 
 
 def _transaction_point(history: Mapping[str, Any], as_of: date) -> str:
-    last = _date(history.get("last_transaction_date"))
+    last = as_date(history.get("last_transaction_date"))
     if last is None or last > as_of:
         return ""
-    amount = _number(history.get("last_transaction_amount"))
+    amount = as_number(history.get("last_transaction_amount"))
     what = "Last refund" if amount is not None and amount < 0 else "Last purchase"
     product = history.get("last_transaction_product")
     parts = [_words(product) if _present(product) else "a transaction"]
@@ -323,29 +323,6 @@ def _add_years(d: date, years: int) -> date:
         return d.replace(year=d.year + years)
     except ValueError:  # 29 February in a non-leap year
         return d.replace(year=d.year + years, day=28)
-
-
-def _date(value: Any) -> date | None:
-    if value is None or value != value:  # NaN, NaT
-        return None
-    try:
-        if isinstance(value, datetime):
-            return value.date()
-        if isinstance(value, date):
-            return value
-        if isinstance(value, str) and value:
-            return date.fromisoformat(value[:10])
-    except (ValueError, TypeError):  # NaT and malformed strings
-        return None
-    return None
-
-
-def _number(value: Any) -> float | None:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return None
-    return v if math.isfinite(v) else None
 
 
 def _present(value: Any) -> bool:
