@@ -13,6 +13,7 @@ from features.contract import Dataset, load_dataset
 from features.demo import generate_demo_data
 from features.labels import default_as_of
 from features.settings import Settings
+from training.registry import promote
 from training.train import TrainingConfig, TrainingResult, train_models
 
 
@@ -125,5 +126,10 @@ def train_in(home: Path, data: Path, **config) -> Trained:
 
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory, demo_data) -> Trained:
-    """Models trained once per session; tests must not move its aliases."""
-    return train_in(tmp_path_factory.mktemp("home"), demo_data)
+    """Models trained and promoted once per session; tests must not move its aliases.
+
+    Training registers challengers only; the promotion gate decides which become champions.
+    """
+    trained = train_in(tmp_path_factory.mktemp("home"), demo_data)
+    promote(trained.settings)
+    return trained

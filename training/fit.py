@@ -32,6 +32,9 @@ class BoosterParams(BaseModel):
     lambda_l2: float = Field(5.0, ge=0)
     max_rounds: int = Field(1000, ge=1)
     early_stopping_rounds: int = Field(40, ge=1)
+    # No linear_tree option: LightGBM 4.x refuses pred_contrib=True (TreeSHAP, which gives
+    # the reasons served with every score) for linear trees ("not implemented for linear
+    # trees"). Depth-1 trees are the additive stand-in for a linear signal instead.
 
     def lightgbm(self, seed: int, threads: int) -> dict:
         return {
@@ -117,6 +120,16 @@ def fit_booster(
         valid_sets=[valid],
         callbacks=[lgb.early_stopping(params.early_stopping_rounds, verbose=False)],
     )
+
+
+def subsample(mask: np.ndarray, cap: int, seed: int) -> np.ndarray:
+    """``mask`` with at most ``cap`` of its rows left on, chosen at random by ``seed``."""
+    index = np.flatnonzero(mask)
+    if len(index) <= cap:
+        return mask.copy()
+    keep = np.zeros_like(mask, dtype=bool)
+    keep[np.random.default_rng(seed).choice(index, cap, replace=False)] = True
+    return keep
 
 
 def fit_baseline(x_train: pd.DataFrame, y_train: np.ndarray, seed: int):

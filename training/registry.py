@@ -1,9 +1,10 @@
-"""Writing the MLflow registry: experiment set-up, model logging, aliases and promotion."""
+"""Writing the MLflow registry: experiment set-up, model logging, aliases and the promotion gate."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -77,8 +78,8 @@ def log_target_model(
 ) -> str:
     """Log a target's folder as a pyfunc model in the active run, register it, tag the version.
 
-    The new version becomes ``challenger``; the first version of a model also becomes
-    ``champion``. Returns the version.
+    The new version becomes ``challenger``, never ``champion``: even a model's first version
+    must pass the gate in ``promote``. Returns the version.
     """
     signature = mlflow.models.infer_signature(example, np.zeros(len(example)))
     with warnings.catch_warnings():
@@ -90,25 +91,36 @@ def log_target_model(
     for key, value in tags.items():
         mlflow_client.set_model_version_tag(name, version, key, str(value))
     mlflow_client.set_registered_model_alias(name, CHALLENGER, version)
-    if version_by_alias(mlflow_client, name, CHAMPION) is None:
-        mlflow_client.set_registered_model_alias(name, CHAMPION, version)
-        mlflow_client.set_model_version_tag(
-            name, version, "promotion", "first version: champion by default"
-        )
     return version
 
 
 class Tolerances(BaseModel):
-    """How much worse than the champion a challenger may be and still be promoted."""
+    """What a challenger must show to become champion.
 
-    roc_auc: float = Field(0.005, ge=0, description="allowed drop in ROC AUC")
+    Every challenger, a model's first version too, must rank better than the logistic
+    baseline on its held-out rows and reach ``min_roc_auc``; against an existing champion
+    it may be only slightly worse (``roc_auc``, ``ece``).
+    """
+
+    roc_auc: float = Field(0.005, ge=0, description="allowed drop in ROC AUC from the champion")
     ece: float = Field(0.01, ge=0, description="allowed rise in expected calibration error")
+    min_roc_auc: float = Field(
+        0.60, ge=0, le=1, description="held-out ROC AUC a model needs to serve at all"
+    )
+    baseline_margin: float = Field(
+        0.0, ge=0, description="how much the challenger's ROC AUC must exceed the baseline's"
+    )
 
 
 @dataclass
 class PromotionDecision:
+    """The gate's verdict on one model; figures are NaN where they do not apply.
+
+    ``message`` says it in plain words, without NaN.
+    """
+
     name: str
-    champion: str | None
+    champion: str | None  # the champion version before the decision
     challenger: str | None
     promoted: bool
     reason: str
@@ -116,6 +128,46 @@ class PromotionDecision:
     challenger_roc_auc: float = float("nan")
     champion_ece: float = float("nan")
     challenger_ece: float = float("nan")
+    baseline_roc_auc: float = float("nan")
+    min_roc_auc: float = float("nan")
+    target: str = ""
+
+    @property
+    def message(self) -> str:
+        """One sentence for people: what happened, with the figures that decided it."""
+        target = self.target or self.name.removeprefix(PREFIX).replace("-", "_")
+        new = f"{target} v{self.challenger}"
+        old = f"v{self.champion}" if self.champion else None
+        if self.challenger is None:
+            return f"{target} has no challenger to promote"
+        if self.champion == self.challenger:
+            return f"{new} is already champion"
+        auc = _figure(self.challenger_roc_auc)
+        if self.promoted:
+            lead = f"{new} is now champion{' (forced)' if self.reason == 'forced' else ''}"
+            if self.reason == "forced":
+                versus = (
+                    f"previous champion {old} ({_figure(self.champion_roc_auc)})"
+                    if old
+                    else "no previous champion"
+                )
+                return f"{lead}: ROC AUC {auc}, baseline {_figure(self.baseline_roc_auc)}, {versus}"
+            beats = f"ROC AUC {auc} beats the baseline {_figure(self.baseline_roc_auc)}"
+            if old is None:
+                return f"{lead} (first version): {beats} and the floor {self.min_roc_auc:.2f}"
+            verb = (
+                "and the previous champion"
+                if self.challenger_roc_auc > self.champion_roc_auc
+                else "and is within tolerance of the previous champion"
+            )
+            return f"{lead}: {beats} {verb} {old} ({_figure(self.champion_roc_auc)})"
+        serving = f"champion {old} keeps serving" if old else "no model serves this action"
+        state = "stays challenger" if old else "stays unpromoted"
+        return f"{new} {state}: {self.reason}; {serving}"
+
+
+def _figure(value: float) -> str:
+    return f"{value:.3f}" if math.isfinite(value) else "n/a"
 
 
 def promote(
@@ -124,10 +176,13 @@ def promote(
     force: bool = False,
     tolerances: Tolerances | None = None,
 ) -> list[PromotionDecision]:
-    """Compare each model's challenger with its champion on the challenger's held-out rows.
+    """Judge each model's challenger on its own held-out rows and move ``champion`` if it passes.
 
-    ``champion`` moves only when the challenger is not worse beyond the tolerances (or
-    ``force``). The decision and its figures are tagged on both versions.
+    A challenger becomes champion only if its held-out ROC AUC beats the logistic baseline's
+    (recorded at training on the same rows), reaches ``tolerances.min_roc_auc`` and, when
+    there is a champion, is not worse than it beyond the tolerances; or if ``force``. A
+    failing first version stays registered with no champion. The decision and its figures
+    are tagged on both versions.
 
     Raises:
         LookupError: ``target`` names no registered model.
@@ -160,23 +215,33 @@ def _decide(mlflow_client, uri: str, name: str, force: bool, tol: Tolerances) ->
     holdout = _holdout(candidate.run_id, candidate.predictor.target)
     y = holdout.pop(LABEL).to_numpy()
     figures = score_metrics(y, candidate.predictor.predict_frame(holdout))
-    decision = PromotionDecision(name, old, new, True, "no champion yet")
-    decision.challenger_roc_auc, decision.challenger_ece = figures["roc_auc"], figures["ece"]
+    decision = PromotionDecision(
+        name,
+        old,
+        new,
+        False,
+        "",
+        challenger_roc_auc=figures["roc_auc"],
+        challenger_ece=figures["ece"],
+        baseline_roc_auc=float(
+            candidate.predictor.meta.get("metrics", {}).get("baseline_roc_auc") or math.nan
+        ),
+        min_roc_auc=tol.min_roc_auc,
+        target=candidate.predictor.target,
+    )
     if old is not None:
-        base = score_metrics(y, load_version(uri, name, old).predictor.predict_frame(holdout))
+        previous = load_version(uri, name, old).predictor.predict_frame(holdout)
+        base = score_metrics(y, previous)
         decision.champion_roc_auc, decision.champion_ece = base["roc_auc"], base["ece"]
-        auc_ok = figures["roc_auc"] >= base["roc_auc"] - tol.roc_auc
-        ece_ok = figures["ece"] <= base["ece"] + tol.ece
-        decision.promoted = force or (auc_ok and ece_ok)
-        if auc_ok and ece_ok:
-            decision.reason = "not worse beyond tolerances"
-        elif force:
-            decision.reason = "forced"
-        else:
-            worse = [m for m, ok in (("ROC AUC dropped", auc_ok), ("ECE rose", ece_ok)) if not ok]
-            decision.reason = f"worse than champion beyond tolerance: {', '.join(worse)}"
+    failures = _failures(decision, tol)
+    decision.promoted = force or not failures
+    decision.reason = "forced" if failures and force else "; ".join(failures) or _passed(decision)
     record = json.dumps(
-        {**asdict(decision), "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
+        {
+            **{k: _finite(v) for k, v in asdict(decision).items()},
+            "message": decision.message,
+            "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        }
     )
     mlflow_client.set_model_version_tag(name, new, "promotion", record)
     if old is not None:
@@ -184,6 +249,44 @@ def _decide(mlflow_client, uri: str, name: str, force: bool, tol: Tolerances) ->
     if decision.promoted:
         mlflow_client.set_registered_model_alias(name, CHAMPION, new)
     return decision
+
+
+def _failures(d: PromotionDecision, tol: Tolerances) -> list[str]:
+    """Why the challenger may not become champion, in words (empty: it passes)."""
+    auc, baseline = d.challenger_roc_auc, d.baseline_roc_auc
+    if not math.isfinite(auc):
+        return ["ROC AUC is undefined on its held-out rows (one outcome only)"]
+    out = []
+    if auc < d.min_roc_auc:
+        out.append(f"ROC AUC {auc:.3f} is below the floor {d.min_roc_auc:.2f}")
+    if not math.isfinite(baseline):
+        out.append("no baseline ROC AUC was recorded at training to compare with")
+    elif auc <= baseline + tol.baseline_margin:
+        margin = f" by more than {tol.baseline_margin:.3f}" if tol.baseline_margin else ""
+        out.append(f"ROC AUC {auc:.3f} does not beat the baseline {baseline:.3f}{margin}")
+    if d.champion is not None:
+        if auc < d.champion_roc_auc - tol.roc_auc:
+            out.append(
+                f"ROC AUC {auc:.3f} is more than {tol.roc_auc:.3f} below champion"
+                f" v{d.champion}'s {d.champion_roc_auc:.3f}"
+            )
+        if d.challenger_ece > d.champion_ece + tol.ece:
+            out.append(
+                f"ECE {d.challenger_ece:.4f} is more than {tol.ece:.3f} above champion"
+                f" v{d.champion}'s {d.champion_ece:.4f}"
+            )
+    return out
+
+
+def _passed(d: PromotionDecision) -> str:
+    if d.champion is None:
+        return "first version: beats the baseline and the floor"
+    return "beats the baseline and the floor; not worse than the champion beyond tolerances"
+
+
+def _finite(value):
+    """NaN as null: the promotion tag must be valid JSON."""
+    return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
 def _holdout(run_id: str, target: str) -> pd.DataFrame:

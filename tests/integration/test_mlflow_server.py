@@ -66,6 +66,8 @@ def test_train_promote_score_through_a_tracking_server(mlflow_server, demo_data,
     dates = default_as_of(ds, 4)
     config = TrainingConfig(min_holdout_positives=20)
     first = train_models(ds, settings, dates, config)
+    [gate] = promote(settings, target="churn")
+    assert gate.promoted, gate.message  # churn beats its baseline and the floor on the demo
     second = train_models(ds, settings, dates, config.model_copy(update={"seed": 1}))
     decisions = {d.name: d for d in promote(settings, target="churn")}
     scores = score_customers(ds, "2026-06-30", load_champions(settings))

@@ -2,33 +2,52 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import mlflow
 import numpy as np
 import pandas as pd
 import pytest
 
-from features.registry import client, load_aliased, load_version, version_by_alias
+from features.registry import (
+    SETTINGS_FILE,
+    client,
+    load_aliased,
+    load_version,
+    model_name,
+    version_by_alias,
+)
 from features.spine import register_spine
 from serving.scoring import load_champions, score_customers
 from tests.conftest import train_in
 from training.fit import BoosterParams
 from training.registry import promote
+from training.search import Candidate
+from training.train import TrainingConfig
 
 
 def trained_targets(trained) -> dict:
     return {t.target: t for t in trained.result.targets if t.status == "trained"}
 
 
-def test_every_supported_target_is_registered_with_aliases(trained):
+def test_every_supported_target_is_registered_as_challenger_and_gated(trained):
     targets = trained_targets(trained)
     assert {"churn", "upgrade"} <= set(targets), trained.result.targets
     assert any(t.startswith("cross_sell_") for t in targets)
     mlflow_client = client(trained.settings.tracking_uri())
     for target, result in targets.items():
         name = "tierwise-" + target.replace("_", "-")
-        for alias in ("champion", "challenger"):
-            mv = version_by_alias(mlflow_client, name, alias)
-            assert mv is not None and str(mv.version) == result.version, f"{name}@{alias}"
+        challenger = version_by_alias(mlflow_client, name, "challenger")
+        assert challenger is not None and str(challenger.version) == result.version, name
+        # The session's models were promoted through the gate: champion iff it passed
+        decision = json.loads(challenger.tags["promotion"])
+        champion = version_by_alias(mlflow_client, name, "champion")
+        assert (champion is not None) == decision["promoted"], (name, decision["message"])
+    for target in ("churn", "upgrade"):
+        assert version_by_alias(mlflow_client, model_name(target), "champion"), (
+            f"{target} beats its baseline and the floor on the demo"
+        )
     skipped = [t for t in trained.result.targets if t.status == "skipped"]
     assert all("positives" in t.reason for t in skipped), "a skipped target says why"
 
@@ -46,12 +65,23 @@ def test_run_records_params_metrics_and_artifacts(trained):
         "ece_raw",
         "lift_top_decile",
         "baseline_roc_auc",
+        "valid_roc_auc",
+        "baseline_valid_roc_auc",
+        "calibration_kept",
     ):
         assert f"churn.{metric}" in run.data.metrics, metric
     assert "churn.expected_profit" in run.data.metrics
     mlflow.set_tracking_uri(trained.settings.tracking_uri())
     listed = {a.path for a in mlflow.artifacts.list_artifacts(run_id=trained.result.run_id)}
-    assert {"feature_profile.json", "feature_spec.json", "plots", "holdout", "slices"} <= listed
+    assert {
+        "feature_profile.json",
+        "feature_spec.json",
+        SETTINGS_FILE,
+        "plots",
+        "holdout",
+        "slices",
+        "candidates",
+    } <= listed
     plots = {
         a.path
         for a in mlflow.artifacts.list_artifacts(
@@ -126,26 +156,68 @@ def test_cross_sell_is_missing_for_holders(trained):
     assert len(held) and held.isna().all(), f"{product} holders get no {target} score"
 
 
-def test_same_data_and_settings_give_the_same_models(trained, tmp_path):
-    again = train_in(tmp_path / "home", trained.data)
-    first = load_aliased(trained.settings.tracking_uri())["churn"].predictor
-    second = load_aliased(again.settings.tracking_uri())["churn"].predictor
-    assert first.booster.model_to_string() == second.booster.model_to_string()
-    ds = trained.dataset()
-    a = score_customers(ds, "2026-06-30", load_champions(trained.settings)).drop(
-        columns="model_versions"
-    )
-    b = score_customers(ds, "2026-06-30", load_champions(again.settings)).drop(
-        columns="model_versions"
-    )
-    pd.testing.assert_frame_equal(a, b)
+def test_every_candidate_is_logged_with_its_figures(trained):
+    # Given the session's run; then each trained target has a table of every candidate
+    mlflow.set_tracking_uri(trained.settings.tracking_uri())
+    searched = [c.name for c in TrainingConfig().candidates]
+    run = client(trained.settings.tracking_uri()).get_run(trained.result.run_id)
+    for target in trained_targets(trained):
+        path = mlflow.artifacts.download_artifacts(
+            run_id=trained.result.run_id, artifact_path=f"candidates/{target}.json"
+        )
+        table = json.loads(Path(path).read_text())
+        rows = pd.DataFrame(table["data"], columns=table["columns"]).set_index("candidate")
+        assert list(rows.index) == ["logistic_baseline", *searched], target
+        assert rows.chosen.sum() == 1 and rows.loc[rows.chosen, "kind"].item() == "lightgbm"
+        fitted = rows[rows.status == "fitted"]
+        for figure in ("valid_roc_auc", "valid_pr_auc", "valid_ece", "test_roc_auc", "seconds"):
+            assert fitted[figure].notna().all(), f"{target}: {figure}"
+        assert set(rows.status) <= {"fitted", "skipped"}
+        assert f"{target}.candidates.logistic_baseline.valid_roc_auc" in run.data.metrics
+
+
+def test_a_model_carries_the_dataset_settings_it_was_trained_under(trained):
+    model = load_aliased(trained.settings.tracking_uri(), alias="challenger")["churn"]
+    assert model.settings == trained.dataset().settings.model_dump(mode="json")
+
+
+def test_same_data_and_settings_give_the_same_models(demo_data, tmp_path):
+    # Given two runs with the search on (a subsample, so winners are refit), unhurried
+    config = {
+        "candidates": TrainingConfig().candidates[:2],
+        "search_rows": 5000,
+        "search_seconds": 1e9,
+    }
+    first = train_in(tmp_path / "first", demo_data, **config)
+    second = train_in(tmp_path / "second", demo_data, **config)
+    # Then every target's challenger gives the same probabilities on the held-out rows
+    a = load_aliased(first.settings.tracking_uri(), alias="challenger")
+    b = load_aliased(second.settings.tracking_uri(), alias="challenger")
+    assert set(a) == set(b) and "churn" in a
+    mlflow.set_tracking_uri(first.settings.tracking_uri())
+    for target in a:
+        assert a[target].predictor.booster.model_to_string() == (
+            b[target].predictor.booster.model_to_string()
+        ), target
+        holdout = pd.read_parquet(
+            mlflow.artifacts.download_artifacts(
+                run_id=first.result.run_id, artifact_path=f"holdout/{target}.parquet"
+            )
+        ).drop(columns="__label__")
+        np.testing.assert_array_equal(
+            a[target].predictor.predict_frame(holdout),
+            b[target].predictor.predict_frame(holdout),
+            err_msg=target,
+        )
 
 
 def test_promotion_gate_keeps_a_worse_challenger_unless_forced(demo_data, tmp_path):
     # Given a champion, and a stump model trained afterwards as challenger
     home = tmp_path / "home"
     first = train_in(home, demo_data)
-    train_in(home, demo_data, booster=BoosterParams(max_rounds=1, num_leaves=2, max_depth=1))
+    promote(first.settings, target="churn")
+    stump = Candidate(name="stump", params=BoosterParams(max_rounds=1, num_leaves=2, max_depth=1))
+    train_in(home, demo_data, candidates=[stump])
     mlflow_client = client(first.settings.tracking_uri())
     champion = str(version_by_alias(mlflow_client, "tierwise-churn", "champion").version)
     # When promoted; then the worse challenger is kept out and the decision is recorded

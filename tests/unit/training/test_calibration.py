@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training.calibration import fit_calibration
+from training.calibration import choose_calibration, fit_calibration
 from training.evaluate import expected_calibration_error
 
 
@@ -35,3 +35,20 @@ def test_auto_uses_platt_with_few_positives():
 def test_unknown_method_is_rejected():
     with pytest.raises(ValueError, match="isotonic, platt or auto"):
         fit_calibration(np.array([0.1, 0.9]), np.array([0, 1]), "magic")
+
+
+def test_calibration_that_lowers_validation_ece_is_kept():
+    raw, y = overconfident()
+    choice = choose_calibration(raw[:5000], y[:5000], "isotonic")
+    assert choice.kept and choice.calibration.method == "isotonic", choice
+    assert choice.ece_calibrated < choice.ece_raw
+
+
+def test_calibration_that_would_worsen_ece_is_dropped():
+    # Given scores that are already calibrated, on few rows: a fitted map can only add noise
+    rng = np.random.default_rng(3)
+    raw = rng.uniform(0.05, 0.5, 400)
+    y = (rng.uniform(size=400) < raw).astype(float)
+    choice = choose_calibration(raw, y, "isotonic")
+    assert not choice.kept and choice.calibration.method == "identity", choice
+    assert choice.ece_calibrated > choice.ece_raw, "dropped because cross-fitting worsened ECE"
