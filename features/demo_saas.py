@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 
 from features.demo import (
     _END,
+    _MONTH,
     _MONTH_END,
     _MONTH_MID,
     _MONTH_START,
@@ -271,6 +272,7 @@ def _draw_base(n: int, rng: np.random.Generator) -> _Base:
     storage, mobile = rng.lognormal(0.0, 0.6, n), rng.beta(1.5, 5.0, n)
     # Larger accounts prepay yearly and negotiate bigger discounts.
     annual = rng.random(n) < 1 / (1 + np.exp(-(-0.9 + 0.6 * (log_demand - 1.5))))
+    # A draw from the upper part of the discount scale, the further up the bigger the tilt.
     tilt = np.clip(0.15 * (log_demand - 1.5) + 0.1 * annual, -0.2, 0.3)
     discount_p = np.array([0.45, 0.12, 0.18, 0.1, 0.1, 0.05])
     discount = _DISCOUNTS[
@@ -297,7 +299,7 @@ def _draw_base(n: int, rng: np.random.Generator) -> _Base:
         - (0.55**2 + 0.35**2 + 0.275**2 + 0.45**2) / 2
     )
     hazard = _CHURN_HAZARD * risk * np.where(annual, 0.7, 1.0)
-    closed = first + 1 + rng.exponential(30.44 / hazard).astype(np.int64)
+    closed = first + 1 + rng.exponential(_MONTH / hazard).astype(np.int64)
     # Annual plans end at a renewal date; some new monthly accounts leave after the trial.
     renewal = signup + np.round(np.ceil((closed - signup) / _YEAR) * _YEAR).astype(np.int64)
     closed = np.where(annual, renewal, closed)
@@ -305,7 +307,7 @@ def _draw_base(n: int, rng: np.random.Generator) -> _Base:
     closed = np.where(trial, signup + rng.integers(14, 100, n), closed)
     closed = np.where(closed <= _END, closed, _NEVER)
     # Most leavers show it in the months before; some leave abruptly (budget cut, acquisition).
-    signalled = np.where(rng.random(n) < 0.7, closed, _NEVER)
+    signalled = np.where(rng.random(n) < 0.65, closed, _NEVER)
     last = np.minimum(closed - 1, _END)
     return _Base(
         demand0,
@@ -382,9 +384,9 @@ def _plans(b: _Base, m: _Months, rng: np.random.Generator) -> _Plans:
     cap = _CAP[history]
     used = np.minimum(m.demand, cap)
     pressure = m.demand / cap
-    joined = tuple(np.concatenate(col) for col in zip(*rows, strict=True))
-    changed = tuple(np.concatenate(col) for col in zip(*changes, strict=True))
-    return _Plans(history, used, pressure, joined, changed)  # type: ignore[arg-type]
+    cust, level, effective = (np.concatenate(col) for col in zip(*rows, strict=True))
+    who, when, old, new = (np.concatenate(col) for col in zip(*changes, strict=True))
+    return _Plans(history, used, pressure, (cust, level, effective), (who, when, old, new))
 
 
 def _event_counts(
@@ -551,7 +553,7 @@ def _draw_addons(
     held = opened < _NEVER
     # Add-ons are dropped now and then; a leaver often drops one 10-75 days before leaving.
     start = np.maximum(opened, _START)
-    closed = start + 1 + rng.exponential(30.44 / _ADDON_CLOSE_P, shape).astype(np.int64)
+    closed = start + 1 + rng.exponential(_MONTH / _ADDON_CLOSE_P, shape).astype(np.int64)
     closed = np.where(held & (closed <= b.last[:, None]), closed, _NEVER)
     early = b.signalled - rng.integers(10, 76, n)
     candidate = held & (opened < early[:, None]) & (closed > early[:, None])
