@@ -73,13 +73,13 @@ class TrainingConfig(BaseModel):
         description="LightGBM configurations searched per target, in this order",
     )
     search_rows: int = Field(
-        100_000,
+        50_000,
         ge=100,
         description="training rows (a seeded subsample) each candidate is searched on; "
         "the winner is then refit on all of them",
     )
     search_seconds: float = Field(
-        30.0,
+        20.0,
         gt=0,
         description="per target: once the search has taken this long, the candidates not yet "
         "tried are skipped (and logged as skipped)",
