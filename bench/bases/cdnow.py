@@ -11,6 +11,7 @@ whose 90-day horizon ends inside the data.
 from __future__ import annotations
 
 import datetime as dt
+import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -29,12 +30,17 @@ TRAIN_AS_OF = [
 
 
 def load() -> pd.DataFrame:
-    try:
-        from lifetimes.datasets import load_dataset
-    except ImportError as err:
-        raise Unavailable("pip install lifetimes") from err
-    return load_dataset(
-        "CDNOW_master.txt",
+    """The purchase log as shipped in the ``lifetimes`` wheel.
+
+    Read from the package's folder without importing it: ``lifetimes.datasets`` needs
+    ``pkg_resources``, which recent setuptools no longer ship.
+    """
+    spec = importlib.util.find_spec("lifetimes")
+    if spec is None or not spec.submodule_search_locations:
+        raise Unavailable("pip install lifetimes")
+    path = Path(spec.submodule_search_locations[0]) / "datasets" / "CDNOW_master.txt"
+    return pd.read_csv(
+        path,
         sep=r"\s+",
         header=0,
         names=["customer_id", "date", "cds", "dollars"],
