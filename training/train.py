@@ -99,6 +99,8 @@ class TargetResult:
     reason: str = ""
     version: str | None = None
     metrics: dict[str, float] = field(default_factory=dict)
+    winner: str = ""  # the candidate registered
+    calibration: str = ""  # isotonic, platt, or identity when calibrating worsened ECE
 
 
 @dataclass
@@ -235,12 +237,26 @@ def train_models(
                 continue
             version = _log_target(fitted, spec.to_dict(), data_settings, work)
             mlflow.log_metric(f"{task.key}.seconds", time.perf_counter() - tic)
+            meta = fitted.predictor.meta
             results.append(
-                TargetResult(task.key, "trained", version=version, metrics=fitted.metrics)
+                TargetResult(
+                    task.key,
+                    "trained",
+                    version=version,
+                    metrics=fitted.metrics,
+                    winner=meta["winner"],
+                    calibration=meta["calibration"]["method"],
+                )
             )
         mlflow.log_dict(
             {
-                r.target: {"status": r.status, "reason": r.reason, "version": r.version}
+                r.target: {
+                    "status": r.status,
+                    "reason": r.reason,
+                    "version": r.version,
+                    "winner": r.winner,
+                    "calibration": r.calibration,
+                }
                 for r in results
             },
             "targets.json",
