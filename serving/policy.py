@@ -11,7 +11,8 @@ best action"; the business view with numbers is ``docs/policy.md``):
 2. ``already_held``: the customer holds the product;
 3. ``not_eligible``: a rule says no (retention only at medium or high churn risk, an upgrade
    only below the top tier, the product rules, a lever or context weight of 0, no value);
-4. ``below_min_probability``: a sales offer less likely than the queue pressure's minimum;
+4. ``below_min_probability``: a sales offer less likely than the queue pressure's minimum
+   (not the upgrade of a customer who already qualifies by value: it needs only the offer);
 5. ``churn_gate``: at high risk, sales offers (upgrade, cross-sell) yield to retention;
 6. ``paused_by_declines``: ``decline_limit`` customer declines within the contact-policy
    window (``decline_window``) pause an action until the window has moved past enough of
@@ -89,7 +90,8 @@ class UpgradeValue(BaseModel):
     keeps ``retention_save_rate`` of it), whichever is more. ``cap`` keeps a customer far
     below the next tier from outranking everything on a small chance; ``floor`` gives every
     upgrade some worth (the tier's fees and loyalty). A customer who already qualifies by
-    value (gap 0) needs only the offer: ``qualified_weight`` multiplies their upgrade's
+    value (gap 0) needs only the offer: their upgrade is offered however unlikely the model
+    finds a move on its own (no ``min_probability``), and ``qualified_weight`` multiplies its
     priority, so they are the strongest upgrade cases, not excluded ones.
     """
 
@@ -631,8 +633,8 @@ def _screen(
         out.append(
             NotShown("upgrade", "upgrade", None, "not_eligible", "top tier: no tier above", up)
         )
-    elif not too_unlikely("upgrade", "upgrade", None, up):
-        consider("upgrade", "upgrade", "upgrade", None, up)
+    elif qualifies_by_value(customer) or not too_unlikely("upgrade", "upgrade", None, up):
+        consider("upgrade", "upgrade", "upgrade", None, up)  # qualifying: worth asking anyway
     modelled = {product: target for target, product in product_by_target.items()}
     for product in sorted(set(modelled) | set(known_products)):
         if product in customer.held:

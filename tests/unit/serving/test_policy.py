@@ -185,6 +185,16 @@ def test_a_customer_who_already_qualifies_by_value_is_the_strongest_upgrade_case
     assert qualified_up.priority > short_up.priority == pytest.approx(50.0)
 
 
+def test_a_qualifying_upgrade_is_offered_however_unlikely_a_move_on_its_own():
+    # Given a customer who qualifies by value, whom the model gives a 1% chance of moving up
+    qualified = make_customer(probabilities={"upgrade": 0.01}, value=1800.0, gap_to_next_tier=0.0)
+    short = make_customer(probabilities={"upgrade": 0.01})
+    # Then the upgrade is still offered to them (0.01 x 540 x 2), not to one 500 short
+    assert actions(rank(qualified)) == ["upgrade"], "qualifying customers are not excluded"
+    assert rank(qualified).suggestions[0].priority == pytest.approx(10.8)
+    assert why_not(rank(short))["upgrade"] == "below_min_probability"
+
+
 def test_an_unlikely_upgrade_far_below_the_next_tier_no_longer_outranks_everything():
     # Given a 2.2%-likely upgrade with a gap of 7,474 (the demo's case) beside retention at 60
     far = with_p(upgrade=0.022)
