@@ -27,30 +27,39 @@ def register_spine(
     as_of: Sequence[dt.date | str],
     name: str = SPINE,
     closed_within_days: int = 0,
+    only_closed: bool = False,
 ) -> list[dt.date]:
     """Define table ``name`` with one row per customer in the population at each as-of date.
 
     The population at t: signup_date <= t and (closed_date is null or closed_date > t),
     as in the data contract; with ``closed_within_days``, also the customers who closed in
-    the days before t (for the card a win-back call needs). Returns the as-of dates used.
+    the days before t (for the card a win-back call needs), or, with ``only_closed``, only
+    those. Returns the as-of dates used.
     """
     dates = as_of_dates(as_of)
-    ds.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {spine_sql(dates, closed_within_days)}")
+    sql = spine_sql(dates, closed_within_days, only_closed)
+    ds.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}")
     return dates
 
 
-def spine_sql(dates: Sequence[dt.date], closed_within_days: int = 0) -> str:
+def spine_sql(
+    dates: Sequence[dt.date], closed_within_days: int = 0, only_closed: bool = False
+) -> str:
     """The SELECT of the population at each date over the typed ``customers`` (portable SQL).
 
     Shared by ``register_spine`` and the Spark engine (``features.spark``), so that both
     define the population with the same text.
     """
     values = ", ".join(f"(DATE '{d.isoformat()}')" for d in dates)
-    recently = ""
-    if closed_within_days > 0:
-        since = f"CAST(d.as_of - INTERVAL {int(closed_within_days)} DAY AS DATE)"
-        recently = f" OR c.closed_date > {since}"
+    since = f"CAST(d.as_of - INTERVAL {int(closed_within_days)} DAY AS DATE)"
+    recently = f"(c.closed_date <= d.as_of AND c.closed_date > {since})"
+    still_open = "(c.closed_date IS NULL OR c.closed_date > d.as_of)"
+    if only_closed:
+        who = recently
+    elif closed_within_days > 0:
+        who = f"({still_open} OR {recently})"
+    else:
+        who = still_open
     return f"""SELECT c.customer_id, d.as_of
             FROM customers c CROSS JOIN (VALUES {values}) d(as_of)
-            WHERE c.signup_date <= d.as_of
-              AND (c.closed_date IS NULL OR c.closed_date > d.as_of{recently})"""
+            WHERE c.signup_date <= d.as_of AND {who}"""

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from serving.card import Card
 from serving.policy import MAX_SUGGESTIONS, NotShownReason
 
 if TYPE_CHECKING:  # the inference path imports LightGBM: not needed to describe the API
@@ -315,7 +316,8 @@ class NotShownOut(BaseModel):
         description="Why it is not shown: no_model (no champion model scores it), "
         "already_held, not_eligible (detail names the rule), below_min_probability, "
         "churn_gate (high churn risk: sales offers yield to retention), paused_by_declines "
-        "(until a date), queue_pressure, cut_by_limit (ranked below the list's length)."
+        "(until a date), queue_pressure, cut_by_limit (ranked below the list's length), "
+        "closed (the customer has closed: no sales offer)."
     )
     detail: str = Field(description="The rule and the numbers, in words.")
     probability: float | None = Field(description="Calibrated probability, where a model gave one.")
@@ -387,6 +389,44 @@ class SuggestionResponse(BaseModel):
     model_versions: dict[str, str] = Field(description="Registered model name -> version used.")
 
 
+_CARD_EXAMPLE = {
+    "status": "open",
+    "closed_date": None,
+    "basics": {
+        "signup_date": "2018-07-14",
+        "tenure_days": 2908,
+        "profile": {"region": "London", "segment": "affluent"},
+    },
+    "traits": {
+        "channels": [{"name": "app", "share": 0.62}, {"name": "web", "share": 0.21}],
+        "products": [{"name": "credit_card", "share": 0.55}],
+        "active_months_12m": 12,
+        "engagement_30d": 14,
+    },
+    "performance": {
+        "value": 2140.0,
+        "value_trend": [160, 170, 150, 180, 175, 190, 160, 185, 200, 170, 150, 140],
+        "value_tier": "major",
+        "tier": "gold",
+        "tier_reason": "your 12-month value of 2,140 puts you in the top 20% of customers, "
+        "in our major tier; major starts at 1,800",
+        "next_tier": "platinum",
+        "gap_to_next_tier": 660.0,
+        "tier_history": [{"date": "2025-03-01", "tier": "gold"}],
+    },
+    "transactions": [
+        {"date": "2026-06-28", "product": "credit_card", "channel": "app", "amount": 42.5}
+    ],
+    "satisfaction": {
+        "last_score": 2,
+        "mean_score": 3.4,
+        "complaints_90d": 1,
+        "last_complaint_date": "2026-06-21",
+    },
+    "holdings": [{"product": "checking", "held_days": 2908, "monthly_fee": 6.0}],
+}
+
+
 class ScoresResponse(BaseModel):
     """Every calibrated probability of a customer, with tier and reasons."""
 
@@ -401,6 +441,7 @@ class ScoresResponse(BaseModel):
                 "cross_sell": [CrossSellOut.model_config["json_schema_extra"]["example"]],
                 "probabilities": {"churn": 0.34, "upgrade": 0.12},
                 "talking_points": ["Customer for 8 years this July - thank them"],
+                "card": _CARD_EXAMPLE,
                 "model_versions": _VERSIONS_EXAMPLE,
             },
         }
@@ -416,6 +457,10 @@ class ScoresResponse(BaseModel):
         description="Model target (churn, upgrade, cross_sell_<product>) -> probability."
     )
     talking_points: list[str] = Field(description="Openers from the customer's own history.")
+    card: Card = Field(
+        description="The customer card: basics, traits, performance, last transactions, "
+        "satisfaction and holdings, with status closed for a customer who has left."
+    )
     model_versions: dict[str, str] = Field(description="Registered model name -> version used.")
 
 
@@ -507,9 +552,10 @@ def suggestion_response(decision: Decision) -> SuggestionResponse:
     )
 
 
-def scores_response(a: Assessment) -> ScoresResponse:
-    """An assessment as the /v1/scores answer."""
+def scores_response(a: Assessment, card: Card) -> ScoresResponse:
+    """An assessment and the customer's card as the /v1/scores answer."""
     return ScoresResponse(
+        card=card,
         customer_id=a.customer_id,
         as_of=a.as_of,
         tier=_tier(a),

@@ -394,8 +394,13 @@ def run_batch(
         info = None
         if store is not None:
             clock = time.perf_counter()
+            also = []
+            if policy.winback_days > 0:  # the recently closed keep a card for a win-back call
+                closed = staging / "closed.parquet"
+                if stage_inputs(ds, as_of, spec, closed, policy.winback_days):
+                    also.append(staged(closed))
             info = store.refresh(
-                store_chunks(ds, table, spec), store_info(models, as_of, run=key[:16])
+                store_chunks(ds, table, spec, also=also), store_info(models, as_of, run=key[:16])
             )
             seconds["store"] = time.perf_counter() - clock
         clock = time.perf_counter()
@@ -410,11 +415,11 @@ def run_batch(
             "columns": job.schema.names,
         }
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
-        inputs_path = inputs
-        if inputs_path.is_dir():
-            shutil.rmtree(inputs_path)
+        if inputs.is_dir():
+            shutil.rmtree(inputs)
         else:
-            inputs_path.unlink()
+            inputs.unlink()
+        (staging / "closed.parquet").unlink(missing_ok=True)  # staged for the store only
         final = runs / f"run-{as_of:%Y%m%d}-{key[:12]}-{uuid.uuid4().hex[:6]}"
         staging.rename(final)
         _switch(out, final)

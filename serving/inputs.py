@@ -106,8 +106,11 @@ LEFT JOIN ({history_sql(ds, spine)}) hx ON hx.customer_id = f.customer_id AND hx
 ORDER BY f.customer_id"""
 
 
-def stage_inputs(ds: Dataset, as_of: dt.date, spec: FeatureSpec, out: Path) -> int:
-    """Write the inputs of the population at ``as_of`` to one parquet file, by customer_id.
+def stage_inputs(
+    ds: Dataset, as_of: dt.date, spec: FeatureSpec, out: Path, closed_within_days: int = 0
+) -> int:
+    """Write the inputs of the population at ``as_of`` to one parquet file, by customer_id;
+    with ``closed_within_days``, of the customers who closed in those days instead.
 
     Streams through DuckDB COPY (no DataFrame), so memory stays within DuckDB's limit; the
     file appears complete or not at all (written aside, then renamed).
@@ -115,7 +118,8 @@ def stage_inputs(ds: Dataset, as_of: dt.date, spec: FeatureSpec, out: Path) -> i
     Returns:
         The number of customers written.
     """
-    register_spine(ds, [as_of])
+    closed = closed_within_days > 0
+    register_spine(ds, [as_of], closed_within_days=closed_within_days, only_closed=closed)
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(f".{out.name}.partial")
     con = ds.con

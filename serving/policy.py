@@ -34,10 +34,12 @@ import hashlib
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 if TYPE_CHECKING:
     from serving.reasons import Reason
@@ -56,6 +58,7 @@ NotShownReason = Literal[
     "paused_by_declines",
     "queue_pressure",
     "cut_by_limit",
+    "closed",
 ]
 NOT_SHOWN_REASONS: tuple[str, ...] = NotShownReason.__args__  # type: ignore[attr-defined]
 MAX_SUGGESTIONS = 10
@@ -254,6 +257,20 @@ class PolicyConfig(BaseModel):
     control_share: float = Field(
         0.05, ge=0, le=0.5, description="share of decisions in the control group (no model ranking)"
     )
+    winback_days: int = Field(
+        365,
+        ge=0,
+        le=3650,
+        description="customers who closed within this many days keep their card in the online "
+        "store, so a win-back call finds them (0: none)",
+    )
+    winback_rate: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="offer a closed customer a win_back action (kind retention) with this "
+        "chance of success, worth their last value x retention_save_rate; none: no offer",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -283,6 +300,25 @@ class PolicyConfig(BaseModel):
         return self
 
 
+class PolicyError(ValueError):
+    """A policy file that is missing or not a valid policy; the message says which and why."""
+
+
+def read_policy(path: Path | None) -> PolicyConfig:
+    """The policy settings of a YAML file (the defaults without one).
+
+    Raises:
+        PolicyError: the file is missing, not YAML, or not a valid policy.
+    """
+    if path is None:
+        return PolicyConfig()
+    try:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+        return PolicyConfig.model_validate(data)
+    except (OSError, yaml.YAMLError, ValidationError) as err:
+        raise PolicyError(f"policy file {path}: {err}") from None
+
+
 @dataclass(frozen=True)
 class Customer:
     """What the policy knows of a customer (from the online store or the scores table).
@@ -300,6 +336,7 @@ class Customer:
     held: frozenset[str] = frozenset()
     profile: Mapping[str, Any] = field(default_factory=dict)
     gap_to_next_tier: float | None = None
+    closed_date: date | None = None  # set: the relationship has ended (a win-back call)
 
 
 @dataclass(frozen=True)
@@ -501,6 +538,36 @@ def is_control(decision_id: str, share: float) -> bool:
     return _uniform("control", decision_id) < share
 
 
+def _closed(
+    customer: Customer,
+    config: PolicyConfig,
+    pool: list[Suggestion],
+    out: list[NotShown],
+    band: Band,
+    decision_id: str,
+) -> Ranking:
+    """A closed customer: no sales offer; a win-back action where the policy sets a rate."""
+    detail = f"the customer closed on {customer.closed_date:%Y-%m-%d}"
+    out = out + [_not_shown(c, "closed", detail) for c in pool]
+    chosen: tuple[Suggestion, ...] = ()
+    if config.winback_rate is not None:
+        value = max(customer.value, 0.0) * config.retention_save_rate
+        win_back = Suggestion(
+            "retention",
+            "win_back",
+            "churn",
+            None,
+            config.winback_rate,
+            value,
+            value * config.winback_rate,
+            value * config.winback_rate,
+            rank=1,
+        )
+        chosen = (win_back,)
+    control = is_control(decision_id, config.control_share)
+    return Ranking(chosen, control, band, tuple(c.action for c in chosen), tuple(out))
+
+
 def rank_actions(
     customer: Customer,
     context: Context,
@@ -537,6 +604,8 @@ def rank_actions(
     min_p = config.min_probability * effect.min_probability_multiple
     band = risk_band(customer.probabilities.get("churn"), config)
     pool, out = _screen(customer, config, product_by_target, known_products, min_p, pressure)
+    if customer.closed_date is not None:
+        return _closed(customer, config, pool, out, band, decision_id)
     kept: list[Suggestion] = []
     for c in pool:
         if band == "high" and c.kind != "retention":  # keeping the customer comes first

@@ -36,7 +36,6 @@ from typing import TYPE_CHECKING
 
 import anyio
 import bentoml
-import yaml
 from bentoml._internal.server.http import traffic
 from bentoml.exceptions import BentoMLException
 from pydantic import BaseModel, ValidationError
@@ -56,7 +55,14 @@ from serving.api import (
     scores_response,
     suggestion_response,
 )
-from serving.policy import PRESSURES, Context, PolicyConfig, decline_window
+from serving.policy import (
+    PRESSURES,
+    Context,
+    PolicyConfig,
+    PolicyError,
+    decline_window,
+    read_policy,
+)
 
 if TYPE_CHECKING:
     from serving.decisions import DecisionLog
@@ -245,18 +251,15 @@ class State:
 
 
 def load_policy(settings: Settings) -> PolicyConfig:
-    """The policy settings from ``settings.policy_file`` (defaults without one).
+    """The policy settings from ``settings.policy_file`` (``policy.read_policy``).
 
     Raises:
         StartupError: the file is missing or not a valid policy.
     """
-    if settings.policy_file is None:
-        return PolicyConfig()
     try:
-        data = yaml.safe_load(settings.policy_file.read_text()) or {}
-        return PolicyConfig.model_validate(data)
-    except (OSError, yaml.YAMLError, ValidationError) as err:
-        raise StartupError(f"policy file {settings.policy_file}: {err}") from None
+        return read_policy(settings.policy_file)
+    except PolicyError as err:
+        raise StartupError(str(err)) from None
 
 
 def check_settings(settings: Settings) -> PolicyConfig:
@@ -339,7 +342,7 @@ def warm_up(state: State) -> None:
     Raises:
         StartupError: the store is empty or a prediction fails.
     """
-    from serving.suggest import assess, suggest
+    from serving.suggest import assess, card_of, suggest
 
     ids = state.store.customer_ids(limit=WARM_UP_CALLS)
     if not ids:
@@ -354,7 +357,9 @@ def warm_up(state: State) -> None:
             suggestion_response(
                 suggest(customer, state.scorer, state.policy, context, {}, now, None, "warm-up")
             )
-        scores_response(assess(customer, state.scorer, state.policy))
+        scores_response(
+            assess(customer, state.scorer, state.policy), card_of(customer, state.scorer)
+        )
     state.decisions.declines(ids[0], now)
 
 
@@ -466,15 +471,18 @@ class Tierwise:
 
     @bentoml.api(route="/v1/scores")
     async def scores(self, request: ScoresInput, /) -> ScoresOutput:
-        """Every calibrated probability of a customer with tier, churn reasons and talking
-        points, for the customer card; logs no decision. Unknown customer: 404."""
-        from serving.suggest import assess
+        """The customer card (basics, traits, performance, last transactions, satisfaction,
+        holdings) with every calibrated probability, tier, churn reasons and talking points;
+        logs no decision. A customer who closed recently gets the card with status closed.
+        Unknown customer: 404."""
+        from serving.suggest import assess, card_of
 
         state = self._state
         customer = state.store.get(request.customer_id)
         if customer is None:
             return _error(404, "unknown customer_id: not in the online store")
-        return scores_response(assess(customer, state.scorer, state.policy))
+        card = card_of(customer, state.scorer)
+        return scores_response(assess(customer, state.scorer, state.policy), card)
 
     @bentoml.api(route="/v1/feedback")
     async def feedback(self, request: FeedbackInput, /) -> FeedbackOutput:

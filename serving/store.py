@@ -345,9 +345,14 @@ INPUTS_TABLE = "serving_inputs"
 
 
 def build_rows(
-    ds: Dataset, as_of: dt.date | str, models: ModelSet, chunk_rows: int = CHUNK_ROWS
+    ds: Dataset,
+    as_of: dt.date | str,
+    models: ModelSet,
+    chunk_rows: int = CHUNK_ROWS,
+    closed_within_days: int = 0,
 ) -> tuple[StoreInfo, Iterator[list[dict[str, Any]]]]:
-    """The store rows of the population at ``as_of``, for the features the models need.
+    """The store rows of the population at ``as_of`` (and of the customers who closed in
+    the ``closed_within_days`` before it), for the features the models need.
 
     Computes the serving inputs (``serving.inputs``: features, history, products held) into
     a DuckDB temporary table, then yields rows in chunks. Nothing else may run on
@@ -361,7 +366,7 @@ def build_rows(
     """
     dates = as_of_dates([as_of])
     spec = merged_spec([s for s, _ in models.by_spec()])
-    register_spine(ds, dates)
+    register_spine(ds, dates, closed_within_days=closed_within_days)
     ds.con.execute(f"CREATE OR REPLACE TEMP TABLE {INPUTS_TABLE} AS {inputs_sql(ds, spec)}")
     rows = ds.con.execute(f"SELECT count(*) FROM {INPUTS_TABLE}").fetchall()[0][0]
     info = store_info(models, dates[0], rows)
@@ -381,19 +386,30 @@ def store_info(models: ModelSet, as_of: dt.date, rows: int = 0, run: str = "") -
 
 
 def store_chunks(
-    ds: Dataset, table: str, spec: FeatureSpec, chunk_rows: int = CHUNK_ROWS
+    ds: Dataset,
+    table: str,
+    spec: FeatureSpec,
+    chunk_rows: int = CHUNK_ROWS,
+    also: Sequence[str] = (),
 ) -> Iterator[list[dict[str, Any]]]:
-    """Store rows from the serving inputs in ``table`` (a DuckDB table expression), in chunks."""
+    """Store rows from the serving inputs in ``table`` (a DuckDB table expression), then in
+    each of ``also`` (recently closed customers), in chunks; tier figures are the ones of
+    ``table``'s population."""
     population = Population.of(ds, table)
-    for chunk in read_chunks(ds, table, chunk_rows):
-        yield store_rows(chunk, tier_context(chunk, population, spec))
+    for source in (table, *also):
+        for chunk in read_chunks(ds, source, chunk_rows):
+            yield store_rows(chunk, tier_context(chunk, population, spec))
 
 
 def materialize(
-    ds: Dataset, as_of: dt.date | str, models: ModelSet, store: OnlineStore
+    ds: Dataset,
+    as_of: dt.date | str,
+    models: ModelSet,
+    store: OnlineStore,
+    closed_within_days: int = 0,
 ) -> StoreInfo:
     """Build the rows of ``as_of`` and refresh the store with them (see ``OnlineStore.refresh``)."""
-    info, chunks = build_rows(ds, as_of, models)
+    info, chunks = build_rows(ds, as_of, models, closed_within_days=closed_within_days)
     return store.refresh(chunks, info)
 
 

@@ -21,7 +21,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from features.catalogue import Feature, feature_index, slugs
+from features.catalogue import Feature, FeatureSpec, feature_index, slugs
+from features.values import as_date
+from serving.card import Card, customer_card
+from serving.inputs import merged_spec
 from serving.policy import (
     Context,
     Customer,
@@ -60,6 +63,7 @@ class Scorer:
     profile_features: Mapping[str, str]  # profile column -> feature name
     specs: tuple[dict, ...] = field(default_factory=tuple)
     known_products: tuple[str, ...] = ()  # held products of the specs, and modelled ones
+    spec: FeatureSpec | None = None  # the specs merged: what the customer card shows
 
     @classmethod
     def from_models(cls, models: ModelSet) -> Scorer:
@@ -93,6 +97,7 @@ class Scorer:
             profile_features=profile,
             specs=tuple(specs),
             known_products=tuple(sorted(known | set(product_by_target.values()))),
+            spec=merged_spec([spec for spec, _ in models.by_spec()]),
         )
 
     def encode(self, features: Mapping[str, Any]) -> dict[str, np.ndarray]:
@@ -361,6 +366,7 @@ class _Work:
             held=frozenset(c.held),
             profile={k: c.features.get(f) for k, f in self.scorer.profile_features.items()},
             gap_to_next_tier=c.gap_to_next_tier,
+            closed_date=as_date(c.history.get("closed_date")),
         )
 
     def point_values(self) -> dict[str, Any]:
@@ -373,3 +379,17 @@ class _Work:
             "gap_to_next_tier": c.gap_to_next_tier,
             "products_held": list(c.held),
         }
+
+
+def card_of(customer: StoredCustomer, scorer: Scorer) -> Card:
+    """The customer card of a stored customer (``serving.card``)."""
+    context = {
+        "value": customer.value,
+        "value_tier": customer.value_tier,
+        "tier": customer.tier,
+        "tier_reason": customer.tier_reason,
+        "next_tier": customer.next_tier,
+        "gap_to_next_tier": customer.gap_to_next_tier,
+    }
+    spec = scorer.spec or FeatureSpec()
+    return customer_card(customer.features, customer.history, customer.held, context, spec)

@@ -288,15 +288,15 @@ def score(
     (unless --no-store). An interrupted run started again continues where it stopped."""
     from features.spine import as_of_dates
     from serving.batch import BatchError, BatchOptions, read_declines, run_batch
-    from serving.service import StartupError, load_policy
+    from serving.policy import PolicyError, read_policy
     from serving.store import OnlineStore
 
     config = settings()
     try:
         day = as_of_dates([as_of])[0]
         options = BatchOptions(top, reasons, channel, chunk_rows, engine)  # type: ignore[arg-type]
-        policy = load_policy(config)
-    except (ValueError, StartupError) as err:
+        policy = read_policy(config.policy_file)
+    except (ValueError, PolicyError) as err:
         _fail(str(err))
     models = _champions(config)
     ds = open_data(data, config, settings_file, models, value_tiers=value_tiers)
@@ -349,10 +349,12 @@ def materialize(
 
 def _refresh_store(ds: Dataset, as_of: str, models: ModelSet, config: Settings) -> None:
     """Build the online store's rows as of a date and swap them in; print what was written."""
+    from serving.policy import read_policy
     from serving.store import OnlineStore, materialize
 
     try:
-        info = materialize(ds, as_of, models, OnlineStore(config.online_url()))
+        days = read_policy(config.policy_file).winback_days
+        info = materialize(ds, as_of, models, OnlineStore(config.online_url()), days)
     except ValueError as err:
         _fail(str(err))
     _echo_store(info)

@@ -42,6 +42,7 @@ class Server:
     decisions_url: str
     customers: list[str]
     versions: dict[str, str]
+    closed: list[str] = field(default_factory=list)  # closed recently: kept for win-back calls
     _next: int = field(default=0)
 
     def client(self, key: str | None = KEY) -> httpx.Client:
@@ -84,9 +85,9 @@ def server(trained, tmp_path_factory) -> Iterator[Server]:
     tmp = tmp_path_factory.mktemp("service")
     ds = trained.dataset()
     store = OnlineStore(f"sqlite:///{tmp / 'online.db'}")
-    info = materialize(ds, ds.settings.data_end, load_champions(trained.settings), store)
+    info = materialize(ds, ds.settings.data_end, load_champions(trained.settings), store, 365)
     policy = tmp / "policy.yaml"
-    policy.write_text(f"control_share: {CONTROL_SHARE}\n")
+    policy.write_text(f"control_share: {CONTROL_SHARE}\nwinback_rate: 0.05\n")
     port = free_port()
     log = tmp / "server.log"
     env = serve_env(trained, tmp, TIERWISE_POLICY_FILE=str(policy))
@@ -96,12 +97,15 @@ def server(trained, tmp_path_factory) -> Iterator[Server]:
     url = f"http://127.0.0.1:{port}"
     try:
         wait_ready(proc, url, log)
+        ids = store.customer_ids(limit=info.rows)
+        closed = {c for c in ids if store.get(c).history.get("closed_date")}
         yield Server(
             url,
             log,
             env["TIERWISE_DECISION_STORE_URL"],
-            store.customer_ids(limit=info.rows),
+            [c for c in ids if c not in closed],
             info.model_versions,
+            sorted(closed),
         )
     finally:
         stop(proc)
@@ -273,6 +277,38 @@ def test_scores_give_every_probability_without_a_decision(server):
         assert (c["probability"] is None) == c["held"], "no propensity for a product held"
     assert body["tier"]["reason"] and body["model_versions"] == server.versions
     assert DecisionLog(server.decisions_url).count() == before, "the card logs no decision"
+
+
+def test_scores_carry_the_customer_card(server):
+    [customer_id] = server.take(1)
+    with server.client() as http:
+        card = http.post("/v1/scores", json={"customer_id": customer_id}).json()["card"]
+    assert card["status"] == "open" and card["closed_date"] is None
+    assert card["basics"]["signup_date"] and card["basics"]["tenure_days"] > 0
+    assert "age" not in card["basics"]["profile"], "a protected attribute is not shown"
+    assert len(card["performance"]["value_trend"]) == 12
+    assert card["performance"]["tier_reason"] and card["performance"]["tier_history"]
+    assert 1 <= len(card["transactions"]) <= 5 and card["holdings"], card
+    dates = [t["date"] for t in card["transactions"]]
+    assert dates == sorted(dates, reverse=True), "latest first"
+    assert set(card["satisfaction"]) >= {"last_score", "mean_score", "complaints_90d"}
+
+
+def test_a_recently_closed_customer_gets_the_card_and_a_win_back_not_a_404(server):
+    assert server.closed, "the demo base has customers who closed within the year"
+    customer_id = server.closed[0]
+    with server.client() as http:
+        scores = http.post("/v1/scores", json={"customer_id": customer_id})
+        decision = ask(http, customer_id)
+    assert scores.status_code == 200, scores.text
+    card = scores.json()["card"]
+    assert card["status"] == "closed" and card["closed_date"], card
+    assert decision.status_code == 200, decision.text
+    body = decision.json()
+    assert [s["action"] for s in body["suggestions"]] == ["win_back"], body["suggestions"]
+    reasons = {n["action"]: n["reason"] for n in body["not_shown"]}
+    assert reasons and all(r in ("closed", "already_held", "no_model") for r in reasons.values())
+    assert "closed" in reasons.values(), body["not_shown"]
 
 
 def test_an_unknown_customer_is_404_with_a_clear_message(server):

@@ -586,3 +586,28 @@ def test_defaults_are_valid_and_documented():
     assert config.risk_bands.medium < config.risk_bands.high
     undocumented = [n for n, f in PolicyConfig.model_fields.items() if not f.description]
     assert not undocumented, f"every setting needs a description: {undocumented}"
+
+
+def test_a_closed_customer_gets_no_sales_offer_and_says_why():
+    from datetime import date
+
+    ranking = rank(make_customer(closed_date=date(2026, 3, 1)))
+    assert ranking.suggestions == ()
+    reasons = {n.action: n.reason for n in ranking.not_shown}
+    assert reasons["retention"] == reasons["savings"] == "closed", reasons
+    assert reasons["checking"] == "already_held"
+    assert "closed on 2026-03-01" in next(
+        n.detail for n in ranking.not_shown if n.reason == "closed"
+    )
+
+
+def test_a_win_back_rate_offers_a_closed_customer_a_win_back():
+    from datetime import date
+
+    config = configure(winback_rate=0.05)
+    ranking = rank(make_customer(closed_date=date(2026, 3, 1)), config=config)
+    assert actions(ranking) == ["win_back"]
+    [offer] = ranking.suggestions
+    assert offer.kind == "retention" and offer.value == 1000.0 * config.retention_save_rate
+    assert offer.expected_value == offer.value * 0.05
+    assert actions(rank(make_customer(), config=config)) != ["win_back"], "open: the usual list"
