@@ -79,10 +79,10 @@ class TrainingConfig(BaseModel):
         "the winner is then refit on all of them",
     )
     search_seconds: float = Field(
-        20.0,
+        90.0,
         gt=0,
-        description="per target: once the search has taken this long, the candidates not yet "
-        "tried are skipped (and logged as skipped)",
+        description="search time for the whole run, shared evenly by the targets: once a "
+        "target's share is spent, its candidates not yet tried are skipped (and logged so)",
     )
     calibration: Literal["auto", "isotonic", "platt"] = "auto"
     calibration_folds: int = Field(
@@ -122,6 +122,7 @@ class TargetTask:
     horizon_days: int
     threads: int
     config: TrainingConfig
+    search_seconds: float  # this target's share of the run's search budget
 
 
 @dataclass
@@ -228,6 +229,8 @@ def train_models(
                 ds.settings.horizon_days,
                 settings.threads,
                 config,
+                # A run budget, not one per target: more products must not mean a longer run.
+                config.search_seconds / len(labels),
             )
             tic = time.perf_counter()
             fitted = fit_target(frame, task)
@@ -312,7 +315,7 @@ def fit_target(frame: pd.DataFrame, task: TargetTask) -> FittedTarget | str:
 
     tic = time.perf_counter()
     fits = search_boosters(
-        x, y, split, encoding, config.candidates, config.search_rows, config.search_seconds,
+        x, y, split, encoding, config.candidates, config.search_rows, task.search_seconds,
         config.seed, task.threads,
     )  # fmt: skip
     seconds_search = time.perf_counter() - tic

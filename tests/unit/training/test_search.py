@@ -31,8 +31,9 @@ def linear_base(customers: int = 2500, snapshots: int = 6, seed: int = 0) -> pd.
 
 
 def task(**config) -> TargetTask:
+    options = TrainingConfig(**config)
     return TargetTask(
-        "churn", "churn", FEATURES, [], RFM, 90, threads=1, config=TrainingConfig(**config)
+        "churn", "churn", FEATURES, [], RFM, 90, 1, options, search_seconds=options.search_seconds
     )
 
 
