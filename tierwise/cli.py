@@ -437,7 +437,8 @@ def monitor(
 ) -> None:
     """Drift, realized performance, value pyramid and agent feedback as one HTML report
     (JSON beside it); exit 1 when any alert fires, so a scheduler can page someone."""
-    from serving.monitor import Thresholds, run_monitor
+    from monitoring.alerts import Thresholds
+    from monitoring.run import run_monitor
 
     config = settings()
     ds = open_data(data, config, settings_file, _champions(config), value_tiers=value_tiers)

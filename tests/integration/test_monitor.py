@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from features.settings import Settings
+from monitoring.alerts import Thresholds
+from monitoring.run import MonitorResult, run_monitor
 from serving.decisions import DecisionLog, DecisionRecord
-from serving.monitor import MonitorResult, Thresholds, run_monitor
 from serving.scoring import load_champions
 
 SECTIONS = ["alerts", "models", "feature-drift", "score-drift", "realized-performance", "pyramid", "feedback"]  # fmt: skip
