@@ -460,6 +460,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--scale", action="store_true", help="also time training at scale")
     parser.add_argument("--customers", type=int, default=100_000, help="customers for --scale")
+    parser.add_argument("--out", type=Path, default=OUT, help="where the JSON goes")
     args = parser.parse_args()
     names = [n.strip() for n in args.bases.split(",") if n.strip()]
     unknown = [n for n in names if n not in MODULES]
@@ -484,9 +485,10 @@ def main() -> int:
         },
         "bases": {},
     }
-    if OUT.exists():
+    out = args.out
+    if out.exists():
         # Keep the last --scale figures: a quality-only run does not erase them.
-        previous = json.loads(OUT.read_text()).get("training")
+        previous = json.loads(out.read_text()).get("training")
         if previous and not args.scale:
             results["training"] = {**previous, "note": "from an earlier --scale run"}
     failed = False
@@ -512,8 +514,8 @@ def main() -> int:
             results["bases"][name] = info
             print(f"[{name}] done in {info['seconds']:.0f} s", flush=True)
             # Written after every base, so an interrupted run still leaves its figures.
-            _write(results, started, complete=False)
-        _write(results, started, complete=True)
+            _write(results, started, out, complete=False)
+        _write(results, started, out, complete=True)
         print(render(results))
         print(f"quality suite: {results['summary']['seconds']:.0f} s")
         if args.scale:
@@ -523,13 +525,13 @@ def main() -> int:
                 f"{s['targets_trained']} targets in {s['seconds']:.0f} s "
                 f"(peak RSS {s['peak_rss_mb']:.0f} MB)"
             )
-            _write(results, started, complete=True)
-    print(f"written to {OUT}")
+            _write(results, started, out, complete=True)
+    print(f"written to {out}")
     return 1 if failed else 0
 
 
-def _write(results: dict, started: float, complete: bool) -> None:
-    """Summarise the figures so far into ``results`` and write them to ``OUT``."""
+def _write(results: dict, started: float, out: Path, complete: bool) -> None:
+    """Summarise the figures so far into ``results`` and write them to ``out``."""
     rows = [r for b in results["bases"].values() for r in b.get("targets", {}).values()]
     results["summary"] = {
         "complete": complete,
@@ -549,8 +551,8 @@ def _write(results: dict, started: float, complete: bool) -> None:
         "bases_errored": [b for b, v in results["bases"].items() if v.get("status") == "error"],
         "seconds": time.perf_counter() - started,
     }
-    OUT.parent.mkdir(exist_ok=True)
-    OUT.write_text(json.dumps(results, indent=2, default=_json_default) + "\n")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2, default=_json_default) + "\n")
 
 
 def _json_default(value):
