@@ -548,7 +548,14 @@ def _closed(
 ) -> Ranking:
     """A closed customer: no sales offer; a win-back action where the policy sets a rate."""
     detail = f"the customer closed on {customer.closed_date:%Y-%m-%d}"
-    out = out + [_not_shown(c, "closed", detail) for c in pool]
+    # What holds whatever the customer's state (no model, held) stays; the rest is closed.
+    out = [
+        n
+        if n.reason in ("no_model", "already_held")
+        else replace(n, reason="closed", detail=detail)
+        for n in out
+    ]
+    out += [_not_shown(c, "closed", detail) for c in pool]
     chosen: tuple[Suggestion, ...] = ()
     if config.winback_rate is not None:
         value = max(customer.value, 0.0) * config.retention_save_rate

@@ -594,8 +594,8 @@ def test_a_closed_customer_gets_no_sales_offer_and_says_why():
     ranking = rank(make_customer(closed_date=date(2026, 3, 1)))
     assert ranking.suggestions == ()
     reasons = {n.action: n.reason for n in ranking.not_shown}
-    assert reasons["retention"] == reasons["savings"] == "closed", reasons
-    assert reasons["checking"] == "already_held"
+    assert reasons["retention"] == reasons["savings"] == reasons["mortgage"] == "closed", reasons
+    assert reasons["checking"] == "already_held" and reasons["insurance"] == "no_model"
     assert "closed on 2026-03-01" in next(
         n.detail for n in ranking.not_shown if n.reason == "closed"
     )
