@@ -162,6 +162,7 @@ def prepare_home(home: Path, customers: int) -> Path:
     from features.settings import Settings
     from serving.scoring import load_champions
     from serving.store import OnlineStore, materialize
+    from training.registry import promote
     from training.train import TrainingConfig, train_models
 
     settings = Settings(home=home, mlflow_tracking_uri=None, threads=2)
@@ -169,6 +170,7 @@ def prepare_home(home: Path, customers: int) -> Path:
     data = generate_demo_data(home / "demo-data", customers=customers, seed=0)
     ds = load_dataset(data)
     train_models(ds, settings, default_as_of(ds, 6), TrainingConfig())
+    promote(settings)  # training registers challengers; the gate makes the champions
     materialize(
         ds, ds.settings.data_end, load_champions(settings), OnlineStore(settings.online_url())
     )

@@ -232,9 +232,13 @@ def train(
             typer.echo(
                 f"  {t.target:<28} v{t.version:<4} ROC AUC {t.metrics['roc_auc']:.3f}"
                 f" (baseline {t.metrics['baseline_roc_auc']:.3f})  ECE {t.metrics['ece']:.4f}"
+                f"  {t.winner}, {t.calibration}"
             )
         else:
             typer.echo(f"  {t.target:<28} no model: {t.reason}")
+    if not any(t.status == "trained" for t in result.targets):
+        _fail("no model was trained: every target lacks the positives it needs (see above)")
+    typer.echo("Registered as challengers: run `tierwise promote` to put them through the gate.")
     typer.echo(f"Open the MLflow UI: mlflow ui --backend-store-uri {config.tracking_uri()}")
 
 
@@ -243,22 +247,17 @@ def promote(
     target: Annotated[str | None, typer.Option(help="Target (e.g. churn); default all.")] = None,
     force: Annotated[bool, typer.Option(help="Promote even if the challenger is worse.")] = False,
 ) -> None:
-    """Move each model's champion alias to its challenger if it is not worse."""
+    """Put each model's challenger through the gate: it becomes champion only if it beats the
+    logistic baseline and the ROC AUC floor on its held-out rows, and is not worse than the
+    current champion beyond the tolerances. First versions go through the same gate."""
     from training.registry import promote as promote_models
 
     try:
         decisions = promote_models(settings(), target, force)
     except LookupError as err:
         _fail(str(err))
-    typer.echo(
-        f"{'model':<34}{'champion':>9}{'challenger':>11}{'AUC old':>9}{'AUC new':>9}{'ECE old':>9}{'ECE new':>9}  decision"
-    )
     for d in decisions:
-        typer.echo(
-            f"{d.name:<34}{d.champion or '-':>9}{d.challenger or '-':>11}"
-            f"{d.champion_roc_auc:>9.3f}{d.challenger_roc_auc:>9.3f}{d.champion_ece:>9.4f}{d.challenger_ece:>9.4f}"
-            f"  {'PROMOTED' if d.promoted else 'kept'}: {d.reason}"
-        )
+        typer.echo(f"{'PROMOTED' if d.promoted else 'kept    '}  {d.message}")
 
 
 @app.command()

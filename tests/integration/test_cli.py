@@ -102,8 +102,13 @@ def test_train_promote_and_monitor(run, demo_data, tmp_path):
     assert (
         "churn" in trained.output and "mlflow ui --backend-store-uri sqlite:///" in trained.output
     )
+    assert "run `tierwise promote`" in trained.output
     promoted = run("promote")
-    assert promoted.exit_code == 0 and "challenger is already champion" in promoted.output
+    assert promoted.exit_code == 0, promoted.output
+    assert "churn v1 is now champion (first version): ROC AUC" in promoted.output, promoted.output
+    assert "nan" not in promoted.output.lower()
+    again = run("promote")
+    assert "churn v1 is already champion" in again.output, again.output
     report = tmp_path / "report.html"
     lenient = run(
         "monitor",
