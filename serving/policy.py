@@ -257,6 +257,12 @@ class PolicyConfig(BaseModel):
     control_share: float = Field(
         0.05, ge=0, le=0.5, description="share of decisions in the control group (no model ranking)"
     )
+    contact_cost: float = Field(
+        25.0,
+        ge=0,
+        description="cost of making one offer (agent time, incentive): training's profit "
+        "curve of every model subtracts it per customer reached",
+    )
     winback_days: int = Field(
         365,
         ge=0,

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, Field
 from sklearn.metrics import roc_auc_score
 
 # The score figures are shared with monitoring (serving never imports training).
 from features.metrics import expected_calibration_error, score_metrics, top_decile
 
 __all__ = [
-    "ProfitConfig",
     "expected_calibration_error",
     "operating_threshold",
     "profit_curve",
@@ -19,16 +17,6 @@ __all__ = [
     "slice_metrics",
     "top_decile",
 ]
-
-
-class ProfitConfig(BaseModel):
-    """Economics of a retention action, for the churn operating threshold."""
-
-    action_cost: float = Field(25.0, ge=0, description="cost of one retention action")
-    saved_value: float = Field(
-        400.0, ge=0, description="value of keeping a customer who would churn"
-    )
-    success_rate: float = Field(0.3, gt=0, le=1, description="share of contacted churners kept")
 
 
 def slice_metrics(y: np.ndarray, p: np.ndarray, groups: pd.Series) -> dict[str, dict[str, float]]:
@@ -48,15 +36,20 @@ def slice_metrics(y: np.ndarray, p: np.ndarray, groups: pd.Series) -> dict[str, 
     return out
 
 
-def profit_curve(y: np.ndarray, p: np.ndarray, config: ProfitConfig) -> pd.DataFrame:
+def profit_curve(
+    y: np.ndarray, p: np.ndarray, values: np.ndarray | float, cost: float
+) -> pd.DataFrame:
     """Expected profit of acting on every customer scoring at or above each threshold.
 
-    Profit = churners reached x success rate x saved value - customers reached x action cost.
+    Profit = the sum of ``values`` over the positives reached - customers reached x ``cost``,
+    where ``values`` is what a success with each customer is worth (the policy's action
+    value: saved value for a churner, margin for a sale, the upgrade's value).
     """
     order = np.argsort(-np.asarray(p), kind="stable")
     ys, ps = np.asarray(y, float)[order], np.asarray(p, float)[order]
+    worth = np.broadcast_to(np.asarray(values, float), np.shape(y))[order]
     reached = np.arange(1, len(ys) + 1)
-    profit = np.cumsum(ys) * config.success_rate * config.saved_value - reached * config.action_cost
+    profit = np.cumsum(ys * worth) - reached * cost
     return pd.DataFrame({"threshold": ps, "reached": reached, "profit": profit})
 
 

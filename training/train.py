@@ -41,10 +41,10 @@ from features.registry import (
     model_name,
 )
 from features.settings import Settings
+from serving.policy import Customer, PolicyConfig, action_value, read_policy
 from training import plots
 from training.calibration import choose_calibration
 from training.evaluate import (
-    ProfitConfig,
     operating_threshold,
     profit_curve,
     score_metrics,
@@ -88,7 +88,6 @@ class TrainingConfig(BaseModel):
     calibration_folds: int = Field(
         5, ge=2, description="cross-fitting folds judging calibration on the validation rows"
     )
-    profit: ProfitConfig = Field(default_factory=ProfitConfig)
     seed: int = 0
 
 
@@ -123,6 +122,7 @@ class TargetTask:
     threads: int
     config: TrainingConfig
     search_seconds: float  # this target's share of the run's search budget
+    policy: PolicyConfig = field(default_factory=PolicyConfig)  # action values and contact cost
 
 
 @dataclass
@@ -138,7 +138,7 @@ class FittedTarget:
     raw: np.ndarray  # the shipped booster's raw scores on the test rows
     calibrated: np.ndarray
     baseline_scores: np.ndarray
-    curve: pd.DataFrame | None = None  # churn only: the profit curve
+    curve: pd.DataFrame | None = None  # the profit curve at the policy's values
 
 
 def target_key(label: str) -> str:
@@ -166,6 +166,7 @@ def train_models(
         config: training settings.
     """
     config = config or TrainingConfig()
+    policy = read_policy(settings.policy_file)  # its action values price every profit curve
     dates = sorted(as_of or default_as_of(ds, config.snapshots))
     started = time.perf_counter()
     spec = feature_spec(ds)
@@ -231,6 +232,7 @@ def train_models(
                 config,
                 # A run budget, not one per target: more products must not mean a longer run.
                 config.search_seconds / len(labels),
+                policy,
             )
             tic = time.perf_counter()
             fitted = fit_target(frame, task)
@@ -376,11 +378,12 @@ def fit_target(frame: pd.DataFrame, task: TargetTask) -> FittedTarget | str:
             "valid_ece_calibrated": choice.ece_calibrated,
         },
     }
-    curve = None
-    if task.key == "churn":
-        curve = profit_curve(y_test, calibrated, config.profit)
-        meta["threshold"], metrics["expected_profit"] = operating_threshold(curve)
-        metrics["operating_threshold"] = meta["threshold"]
+    test_rows = rows[split.test].reset_index(drop=True)
+    curve = profit_curve(
+        y_test, calibrated, action_values(task, test_rows), task.policy.contact_cost
+    )
+    meta["threshold"], metrics["expected_profit"] = operating_threshold(curve)
+    metrics["operating_threshold"] = meta["threshold"]
     meta["metrics"] = metrics
     predictor = Predictor(task.key, booster, encoding, choice.calibration, meta)
     return FittedTarget(
@@ -388,13 +391,29 @@ def fit_target(frame: pd.DataFrame, task: TargetTask) -> FittedTarget | str:
         predictor,
         metrics,
         [base, *fits],
-        rows[split.test].reset_index(drop=True),
+        test_rows,
         y_test,
         raw,
         calibrated,
         baseline_scores,
         curve,
     )
+
+
+def action_values(task: TargetTask, rows: pd.DataFrame) -> np.ndarray:
+    """What a success with each customer is worth under the policy (``policy.action_value``):
+    retention saves value x save rate, an upgrade brings the upgrade's value, a sale the
+    product's margin."""
+    kind = "retention" if task.key == "churn" else "upgrade" if task.key == "upgrade" else None
+    product = task.label.split(":", 1)[1] if ":" in task.label else task.key
+    values = pd.to_numeric(rows.get("value"), errors="coerce") if "value" in rows else None
+    gaps = rows["gap_to_next_tier"] if "gap_to_next_tier" in rows else [None] * len(rows)
+    out = np.empty(len(rows))
+    for i, gap in enumerate(gaps):
+        value = 0.0 if values is None or pd.isna(values.iat[i]) else float(values.iat[i])
+        customer = Customer("", None, None, None, value, {}, gap_to_next_tier=gap)
+        out[i] = action_value(kind or "cross_sell", product, customer, task.policy)
+    return out
 
 
 def _beats(a: CandidateFit, b: CandidateFit) -> bool:
@@ -419,7 +438,7 @@ def _log_target(fitted: FittedTarget, spec: dict, data_settings: dict, work: Pat
         }
         | {f"{key}.candidates.{c.name}.seconds": c.seconds for c in fitted.candidates}
     )
-    if fitted.curve is not None:
+    if fitted.curve is not None:  # the business evaluation at the policy's own values
         curve = fitted.curve
         mlflow.log_table(curve.iloc[:: max(len(curve) // 200, 1)], f"profit/{key}.json")
     test, y_test = fitted.test, fitted.y_test

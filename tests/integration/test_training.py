@@ -70,7 +70,16 @@ def test_run_records_params_metrics_and_artifacts(trained):
         "calibration_kept",
     ):
         assert f"churn.{metric}" in run.data.metrics, metric
-    assert "churn.expected_profit" in run.data.metrics
+    trained_targets = [t.target for t in trained.result.targets if t.status == "trained"]
+    for target in trained_targets:  # every model's business figures, at the policy's values
+        assert f"{target}.expected_profit" in run.data.metrics, target
+        assert f"{target}.operating_threshold" in run.data.metrics, target
+    mlflow.set_tracking_uri(trained.settings.tracking_uri())
+    profit = {
+        a.path
+        for a in mlflow.artifacts.list_artifacts(run_id=run.info.run_id, artifact_path="profit")
+    }
+    assert {f"profit/{t}.json" for t in trained_targets} <= profit, profit
     mlflow.set_tracking_uri(trained.settings.tracking_uri())
     listed = {a.path for a in mlflow.artifacts.list_artifacts(run_id=trained.result.run_id)}
     assert {

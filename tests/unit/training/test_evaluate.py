@@ -7,7 +7,6 @@ import pandas as pd
 import pytest
 
 from training.evaluate import (
-    ProfitConfig,
     expected_calibration_error,
     operating_threshold,
     profit_curve,
@@ -49,16 +48,23 @@ def test_slice_metrics_per_group():
 
 
 def test_profit_curve_picks_the_profitable_cut():
-    # saved value 100 x success 0.5 = 50 per churner reached; cost 10 per customer reached
-    config = ProfitConfig(action_cost=10, saved_value=100, success_rate=0.5)
+    # 50 per positive reached; cost 10 per customer reached
     y = np.array([1, 1, 0, 0, 0, 0])
     p = np.array([0.9, 0.8, 0.7, 0.3, 0.2, 0.1])
-    curve = profit_curve(y, p, config)
+    curve = profit_curve(y, p, 50.0, 10.0)
     assert curve.profit.tolist() == [40, 80, 70, 60, 50, 40]
     assert operating_threshold(curve) == (0.8, 80.0)
 
 
+def test_profit_curve_weighs_each_success_by_its_own_value():
+    # the second positive is worth 200 (a valuable customer), the first 20
+    y = np.array([1, 0, 1])
+    p = np.array([0.9, 0.5, 0.4])
+    curve = profit_curve(y, p, np.array([20.0, 500.0, 200.0]), 10.0)
+    assert curve.profit.tolist() == [10, 0, 190], "a non-buyer's value never counts"
+    assert operating_threshold(curve) == (0.4, 190.0)
+
+
 def test_no_profitable_threshold_means_act_on_nobody():
-    config = ProfitConfig(action_cost=1000, saved_value=1, success_rate=1)
-    curve = profit_curve(np.array([1, 0]), np.array([0.6, 0.4]), config)
+    curve = profit_curve(np.array([1, 0]), np.array([0.6, 0.4]), 1.0, 1000.0)
     assert operating_threshold(curve) == (1.0, 0.0)
