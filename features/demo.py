@@ -12,6 +12,7 @@ at any size and the output depends only on ``(customers, seed)``.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -133,6 +134,22 @@ def generate_demo_data(out: Path, customers: int = 20_000, seed: int = 0) -> Pat
     parquet plus ``tierwise.yaml``, creating `out`. The same ``(customers, seed)`` gives
     byte-identical files. Raises ValueError if `customers` is not positive.
     """
+    return write_chunked(out, customers, seed, _generate_chunk, SETTINGS_YAML)
+
+
+def write_chunked(
+    out: Path,
+    customers: int,
+    seed: int,
+    generate: Callable[[int, int, np.random.Generator], dict[str, pa.Table]],
+    settings_yaml: str,
+) -> Path:
+    """Write a demo base chunk by chunk: ``generate(first, n, rng)`` gives each chunk's
+    tables, appended as parquet row groups, then ``tierwise.yaml``. Shared by the flavours.
+
+    Raises:
+        ValueError: ``customers`` is not positive.
+    """
     if customers < 1:
         raise ValueError(f"customers must be positive, got {customers}")
     out = Path(out)
@@ -144,7 +161,7 @@ def generate_demo_data(out: Path, customers: int = 20_000, seed: int = 0) -> Pat
         for i, chunk_seed in enumerate(np.random.SeedSequence(seed).spawn(n_chunks)):
             first = i * CHUNK_CUSTOMERS
             n = min(CHUNK_CUSTOMERS, customers - first)
-            for name, table in _generate_chunk(first, n, np.random.default_rng(chunk_seed)).items():
+            for name, table in generate(first, n, np.random.default_rng(chunk_seed)).items():
                 # Column types are fixed where each array is built, so every chunk's schema is equal.
                 if name not in writers:
                     writers[name] = pq.ParquetWriter(out / f"{name}.parquet", table.schema)
@@ -152,7 +169,7 @@ def generate_demo_data(out: Path, customers: int = 20_000, seed: int = 0) -> Pat
     finally:
         for writer in writers.values():
             writer.close()
-    (out / "tierwise.yaml").write_text(SETTINGS_YAML)
+    (out / "tierwise.yaml").write_text(settings_yaml)
     return out
 
 

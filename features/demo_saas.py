@@ -23,7 +23,6 @@ from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from features.demo import (
     _END,
@@ -39,6 +38,7 @@ from features.demo import (
     DATA_START,
     _dates,
     _labels,
+    write_chunked,
 )
 
 __all__ = ["ADDONS", "DATA_END", "DATA_START", "KINDS", "TIER_ORDER", "generate_saas_data"]
@@ -222,27 +222,7 @@ def generate_saas_data(out: Path, customers: int = 20_000, seed: int = 0) -> Pat
     The same ``(customers, seed)`` gives byte-identical files. Raises ValueError if
     `customers` is not positive.
     """
-    if customers < 1:
-        raise ValueError(f"customers must be positive, got {customers}")
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    n_chunks = -(-customers // CHUNK_CUSTOMERS)
-    writers: dict[str, pq.ParquetWriter] = {}
-    try:
-        # One independent stream per chunk: chunk i gets the same numbers whatever follows it.
-        for i, chunk_seed in enumerate(np.random.SeedSequence(seed).spawn(n_chunks)):
-            first = i * CHUNK_CUSTOMERS
-            n = min(CHUNK_CUSTOMERS, customers - first)
-            for name, table in _generate_chunk(first, n, np.random.default_rng(chunk_seed)).items():
-                # Column types are fixed where each array is built, so every chunk's schema is equal.
-                if name not in writers:
-                    writers[name] = pq.ParquetWriter(out / f"{name}.parquet", table.schema)
-                writers[name].write_table(table)
-    finally:
-        for writer in writers.values():
-            writer.close()
-    (out / "tierwise.yaml").write_text(SETTINGS_YAML)
-    return out
+    return write_chunked(out, customers, seed, _generate_chunk, SETTINGS_YAML)
 
 
 def _generate_chunk(first: int, n: int, rng: np.random.Generator) -> dict[str, pa.Table]:

@@ -31,7 +31,6 @@ best action"; the business view with numbers is ``docs/policy.md``):
 from __future__ import annotations
 
 import hashlib
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
@@ -40,6 +39,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from features.values import as_number
 
 if TYPE_CHECKING:
     from serving.reasons import Reason
@@ -416,14 +417,14 @@ def risk_band(p: float | None, config: PolicyConfig) -> Band:
 def upgrade_value(customer: Customer, config: PolicyConfig) -> float:
     """Yearly value of moving the customer up a tier (see ``UpgradeValue``)."""
     rule = config.upgrade_value
-    gap = max(_number(customer.gap_to_next_tier) or 0.0, 0.0)
+    gap = max(as_number(customer.gap_to_next_tier) or 0.0, 0.0)
     secured = rule.qualified_share * max(customer.value, 0.0)
     return min(rule.cap, max(rule.floor, gap, secured))
 
 
 def qualifies_by_value(customer: Customer) -> bool:
     """Whether the customer's value already meets the next tier's (a known gap of 0)."""
-    gap = _number(customer.gap_to_next_tier)
+    gap = as_number(customer.gap_to_next_tier)
     return customer.next_tier is not None and gap is not None and gap <= 0
 
 
@@ -455,7 +456,7 @@ def product_rule_failure(product: str, customer: Customer, config: PolicyConfig)
         )
     if rule.min_age is None and rule.max_age is None:
         return None
-    age = _number(customer.profile.get(rule.age_field))
+    age = as_number(customer.profile.get(rule.age_field))
     if age is None:
         return f"product rule {product}: {rule.age_field} unknown"
     if rule.min_age is not None and age < rule.min_age:
@@ -764,14 +765,6 @@ def _uniform(salt: str, key: str) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
-def _number(value: Any) -> float | None:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(v) else v
-
-
 def _probability(value: Any) -> float | None:
-    v = _number(value)
+    v = as_number(value)
     return None if v is None else min(max(v, 0.0), 1.0)
