@@ -450,9 +450,13 @@ def test_batch_scores_and_suggestions_equal_the_service(served):
             shown += len(service)
     assert shown >= 8, "the sample compared suggestions, not only empty lists"
     # And the online store was refreshed by this very run
-    info = OnlineStore(served.store_url, create=False).info()
+    store = OnlineStore(served.store_url, create=False)
+    info = store.info()
     assert info.run == served.manifest["key"][:16], "the store names the batch run it came from"
-    assert info.as_of == LATER and info.rows == len(served.frame)
+    # the scored population, plus the recently closed (kept for a win-back call)
+    closed = sorted(set(store.customer_ids(limit=info.rows)) - set(served.frame["customer_id"]))
+    assert info.as_of == LATER and info.rows == len(served.frame) + len(closed)
+    assert closed and all(store.get(c).history.get("closed_date") for c in closed[:50])
     assert "online store:" in served.summary
 
 
