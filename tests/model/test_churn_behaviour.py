@@ -25,14 +25,29 @@ def holdout(trained) -> pd.DataFrame:
     return pd.read_parquet(path)
 
 
-def test_more_complaints_never_lower_churn_risk_in_aggregate(churn, holdout):
-    # Given held-out customers; when each gets two recent complaints and worse satisfaction
-    worse = holdout.assign(
-        complaints_30d=holdout.complaints_30d + 2,
-        complaints_90d=holdout.complaints_90d + 2,
+def with_two_recent_complaints(rows: pd.DataFrame) -> pd.DataFrame:
+    """Every feature two complaints 5 days ago change: the role's counts, the complaint kind's
+    own counts, recency and trend, the service contacts, and a satisfaction of 1."""
+    a = rows.kind_complaint_30d
+    q = (a - rows.kind_complaint_trend) / (rows.kind_complaint_trend + 1)  # the 90 days before / 3
+    return rows.assign(
+        complaints_30d=rows.complaints_30d + 2,
+        complaints_90d=rows.complaints_90d + 2,
         days_since_last_complaint=5.0,
+        kind_complaint_30d=a + 2,
+        kind_complaint_90d=rows.kind_complaint_90d + 2,
+        kind_complaint_365d=rows.kind_complaint_365d + 2,
+        kind_complaint_days_since=5.0,
+        kind_complaint_trend=(a + 2 - q) / (q + 1),
+        contacts_30d=rows.contacts_30d + 2,
+        contacts_90d=rows.contacts_90d + 2,
         satisfaction_last_365d=1.0,
     )
+
+
+def test_more_complaints_never_lower_churn_risk_in_aggregate(churn, holdout):
+    # Given held-out customers; when each gets two recent complaints and worse satisfaction
+    worse = with_two_recent_complaints(holdout)
     before, after = churn.predict_frame(holdout), churn.predict_frame(worse)
     # Then the churn risk rises on average and for most customers
     assert after.mean() > before.mean(), (before.mean(), after.mean())
