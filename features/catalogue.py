@@ -408,6 +408,7 @@ def _holdings(spec: FeatureSpec) -> list[Feature]:
                 f"pays {{num}} a month for {_words(p)}",
                 "holdings",
                 zero=f"pays no monthly fee for {_words(p)}",
+                reason=False,  # zero for a product not held: holds / does not hold says it
             ),
         ]
     return [

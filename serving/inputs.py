@@ -249,7 +249,7 @@ def tier_context(chunk: pd.DataFrame, population: Population, spec: FeatureSpec)
             held = render_reason(days_feature, days) if present(days) and days_feature else ""
             parts.append(f"{tier} tier, {held}" if held else f"{tier} tier")
         if present(value_text):
-            parts.append(f"value tier {value_text}")
+            parts.append(f"by value, {value_text}")
         reasons.append("; ".join(parts) or None)
     out["tier_reason"] = reasons
     return out

@@ -565,7 +565,8 @@ def _closed(
     out += [_not_shown(c, "closed", detail) for c in pool]
     chosen: tuple[Suggestion, ...] = ()
     if config.winback_rate is not None:
-        value = max(customer.value, 0.0) * config.retention_save_rate
+        worth = max(customer.value, 0.0) * config.retention_save_rate
+        value = max(worth, config.upgrade_value.floor)  # the floor of any offer's value
         win_back = Suggestion(
             "retention",
             "win_back",

@@ -430,7 +430,7 @@ def store_rows(chunk: pd.DataFrame, context: pd.DataFrame) -> list[dict[str, Any
                 "as_of": _day(chunk["as_of"].iat[i]),
                 "tier": values.get("tier"),
                 "tier_rank": _int(values.get("tier_rank")),
-                "value": as_float(values.get("value")) or 0.0,
+                "value": _value(values, histories[i]),
                 "value_tier": as_text(context["value_tier"].iat[i]),
                 "tier_reason": as_text(context["tier_reason"].iat[i]),
                 "next_tier": as_text(context["next_tier"].iat[i]),
@@ -441,6 +441,15 @@ def store_rows(chunk: pd.DataFrame, context: pd.DataFrame) -> list[dict[str, Any
             }
         )
     return rows
+
+
+def _value(features: Mapping[str, Any], history: Mapping[str, Any]) -> float:
+    """The customer value; for one who closed (no tier, so no value feature), the net amount
+    of their last 12 months from the history, which a win-back is weighed by."""
+    value = as_float(features.get("value"))
+    if value is None and history.get("closed_date"):
+        value = sum(as_float(history.get(f"spend_month_{m}")) or 0.0 for m in range(1, 13))
+    return value or 0.0
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:

@@ -611,3 +611,5 @@ def test_a_win_back_rate_offers_a_closed_customer_a_win_back():
     assert offer.kind == "retention" and offer.value == 1000.0 * config.retention_save_rate
     assert offer.expected_value == offer.value * 0.05
     assert actions(rank(make_customer(), config=config)) != ["win_back"], "open: the usual list"
+    gone = rank(make_customer(closed_date=date(2026, 3, 1), value=0.0), config=config)
+    assert gone.suggestions[0].value == config.upgrade_value.floor, "never worth nothing"

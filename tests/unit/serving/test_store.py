@@ -197,7 +197,7 @@ def test_rows_carry_the_service_tier_its_reason_and_the_next_tier(make_dataset):
         "A moved to major on 1 December; VIP is next in the tier order"
     )
     assert a["gap_to_next_tier"] is None, "no VIP customer to measure the gap against"
-    assert a["tier_reason"].startswith("major tier, in the current tier for 31 days"), a
+    assert a["tier_reason"].startswith("major tier, in the current tier for 31 days; by value, "), a
     features = json.loads(a["features"])
     assert features["txn_count_365d"] == 2.0 and features["tier"] == "major"
     assert all(v is None or isinstance(v, str | int | float) for v in features.values()), (
