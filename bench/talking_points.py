@@ -74,7 +74,7 @@ def run_flavour(flavour: str, customers: int, snapshots: int, root: Path) -> dic
                     mode="json"
                 ),
             }
-    picked = dict(sorted(examples.items())[:5])
+    picked = _pick(examples)
     share = counts["generic"] / max(counts["suggestions"], 1)
     return {
         "customers": customers,
@@ -87,6 +87,22 @@ def run_flavour(flavour: str, customers: int, snapshots: int, root: Path) -> dic
         "seconds": time.perf_counter() - started,
         "examples": picked,
     }
+
+
+def _pick(examples: dict[str, dict], n: int = 5) -> dict[str, dict]:
+    """Open customers of as many tiers and risk bands as there are, and one who closed."""
+    open_ = sorted(k for k in examples if k.endswith("/open"))
+    closed = sorted(k for k in examples if k.endswith("/closed"))
+    chosen: list[str] = []
+    for band in ("high", "medium", "low"):  # the riskiest first, a different tier each time
+        for key in open_:
+            tier = key.split("/")[0]
+            if f"/{band}/" in key and all(not c.startswith(f"{tier}/") for c in chosen):
+                chosen.append(key)
+                break
+    chosen += [k for k in open_ if k not in chosen][: max(n - 1 - len(chosen), 0)]
+    chosen = chosen[: n - 1] + closed[:1]
+    return {k: examples[k] for k in chosen}
 
 
 def main() -> None:
