@@ -184,7 +184,7 @@ def _generate_chunk(first: int, n: int, rng: np.random.Generator) -> dict[str, p
     return {
         "customers": _customers(ids, base, rng),
         "transactions": _transactions(ids, base, holdings, months, rng),
-        "holdings": _holdings_table(ids, holdings, rng),
+        "holdings": holdings_table(ids, holdings, rng),
         "interactions": _interactions(ids, base, months, rng),
         "tiers": _tiers(ids, base, rng),
     }
@@ -421,14 +421,17 @@ def _tiers(ids: pa.Array, b: _Base, rng: np.random.Generator) -> pa.Table:
     )
 
 
-def _holdings_table(ids: pa.Array, h: _Holdings, rng: np.random.Generator) -> pa.Table:
-    """One row per held (customer, product) span, customer-major."""
+def holdings_table(
+    ids: pa.Array, h: _Holdings, rng: np.random.Generator, products: tuple[str, ...] = PRODUCTS
+) -> pa.Table:
+    """One row per held (customer, product) span, customer-major (shared by the flavours:
+    ``h`` has per (customer, product) ``opened``, ``closed`` and ``fee`` arrays)."""
     cust, product = np.nonzero(h.opened < _NEVER)
     closed = h.closed[cust, product]
     return pa.table(
         {
             "customer_id": ids.take(cust),
-            "product": _labels(product, PRODUCTS),
+            "product": _labels(product, products),
             "opened": _dates(h.opened[cust, product]),
             "closed": _dates(closed, closed == _NEVER),
             "monthly_fee": pa.array(h.fee[cust, product], mask=rng.random(cust.size) < 0.02),

@@ -38,6 +38,7 @@ from features.demo import (
     DATA_START,
     _dates,
     _labels,
+    holdings_table,
     write_chunked,
 )
 
@@ -237,7 +238,7 @@ def _generate_chunk(first: int, n: int, rng: np.random.Generator) -> dict[str, p
     return {
         "customers": _customers(ids, number, base, rng),
         "transactions": _transactions(ids, base, months, plans, holdings, rng),
-        "holdings": _holdings_table(ids, holdings, rng),
+        "holdings": holdings_table(ids, holdings, rng, ADDONS),
         "interactions": _interactions(ids, base, months, counts, rng),
         "tiers": _tiers(ids, plans),
     }
@@ -646,21 +647,6 @@ def _tiers(ids: pa.Array, p: _Plans) -> pa.Table:
             "customer_id": ids.take(cust[order]),
             "tier": _labels(plan[order], TIER_ORDER),
             "effective": _dates(effective[order]),
-        }
-    )
-
-
-def _holdings_table(ids: pa.Array, h: _Holdings, rng: np.random.Generator) -> pa.Table:
-    """One row per held (account, add-on) span, account-major."""
-    cust, addon = np.nonzero(h.opened < _NEVER)
-    closed = h.closed[cust, addon]
-    return pa.table(
-        {
-            "customer_id": ids.take(cust),
-            "product": _labels(addon, ADDONS),
-            "opened": _dates(h.opened[cust, addon]),
-            "closed": _dates(closed, closed == _NEVER),
-            "monthly_fee": pa.array(h.fee[cust, addon], mask=rng.random(cust.size) < 0.02),
         }
     )
 
