@@ -9,7 +9,7 @@ process, scores the population of the large base as of its last data day:
   - duckdb: features + all models + tiers + top 3 suggestions, online store refreshed;
   - duckdb with --reasons (the same, plus TreeSHAP reasons of churn and each suggestion);
   - spark local[*] (the same job as the first, features and scoring on Spark).
-Each child opens and validates the data, then runs ``serving.batch.run_batch``. Reported:
+Each child opens and validates the data, then runs ``batch.run.run_batch``. Reported:
 the child's wall time, the split (inputs = features, history and products held; predict;
 policy; reasons; write; store), and the peak memory of the whole process tree (Spark's JVM
 and Python workers included), sampled every 0.2 s. Writes ``bench/results/batch.json``.
@@ -41,12 +41,12 @@ SPARK = {"spark.driver.memory": "4g", "spark.ui.enabled": "false"}
 
 def child(job: dict) -> dict:
     """One batch run as the CLI does it; its timings and row counts."""
+    from batch.run import BatchOptions, run_batch
     from features.contract import connect, load_dataset
-    from features.settings import Settings
-    from serving.batch import BatchOptions, run_batch
+    from models.scoring import load_champions
     from serving.policy import PolicyConfig
-    from serving.scoring import load_champions
     from serving.store import OnlineStore
+    from tierwise.settings import Settings
 
     start = time.perf_counter()
     settings = Settings(home=Path(job["home"]), threads=THREADS, memory_limit=MEMORY_LIMIT)

@@ -7,7 +7,7 @@ target Tierwise trains there (churn; upgrade where the base has a tiers table; e
 cross-sell product), in one run and on the same evaluation rows:
 
 - **Tierwise**: ``training.train.train_models`` into an MLflow SQLite store under a temp
-  folder, then the registered version (``features.registry.load_version``) scores
+  folder, then the registered version (``models.registry.load_version``) scores
   features built with the model's own frozen spec.
 - **Baselines**: (a) a logistic regression and (b) a default ``lightgbm.LGBMClassifier()``
   on the counts a notebook builds in an hour - transactions per product over 90/365 days
@@ -66,8 +66,8 @@ from features.catalogue import FeatureSpec
 from features.contract import Dataset, load_dataset
 from features.labels import build_labels, default_as_of
 from features.pipeline import build_features
-from features.registry import load_version, model_name
-from features.settings import Settings
+from models.registry import load_version, model_name
+from tierwise.settings import Settings
 from training.train import TrainingConfig, train_models
 
 PR_TOLERANCE = 0.01

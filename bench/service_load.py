@@ -144,8 +144,8 @@ def _request(method: str, path: str, body: bytes = b"", key: str | None = None) 
 
 def usable(home: Path) -> bool:
     """Whether ``home`` has champion models and an online store."""
-    from features.settings import Settings
     from serving.service import StartupError, check_startup
+    from tierwise.settings import Settings
 
     try:
         check_startup(Settings(home=home, mlflow_tracking_uri=None, api_keys=KEY))
@@ -156,12 +156,13 @@ def usable(home: Path) -> bool:
 
 def prepare_home(home: Path, customers: int) -> Path:
     """Generate demo data under ``home``, train champions on it and build the online store."""
+    from batch.online import materialize
     from features.contract import load_dataset
     from features.demo import generate_demo_data
     from features.labels import default_as_of
-    from features.settings import Settings
-    from serving.scoring import load_champions
-    from serving.store import OnlineStore, materialize
+    from models.scoring import load_champions
+    from serving.store import OnlineStore
+    from tierwise.settings import Settings
     from training.registry import promote
     from training.train import TrainingConfig, train_models
 
@@ -243,8 +244,8 @@ def worker_rss_mb(proc: subprocess.Popen) -> list[float]:
 
 
 def customer_ids(home: Path, n: int) -> list[str]:
-    from features.settings import Settings
     from serving.store import OnlineStore
+    from tierwise.settings import Settings
 
     return OnlineStore(Settings(home=home).online_url(), create=False).customer_ids(limit=n)
 

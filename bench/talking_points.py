@@ -21,17 +21,18 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from batch.online import materialize
 from features.contract import load_dataset
 from features.demo import generate_demo_data
 from features.demo_saas import generate_saas_data
 from features.labels import default_as_of
-from features.settings import Settings
+from models.scoring import load_champions
 from serving.api import scores_response, suggestion_response
 from serving.policy import Context, PolicyConfig
 from serving.reasons import GENERIC_POINTS
-from serving.scoring import load_champions
-from serving.store import OnlineStore, materialize
+from serving.store import OnlineStore
 from serving.suggest import Scorer, assess, card_of, suggest
+from tierwise.settings import Settings
 from training.registry import promote
 from training.train import TrainingConfig, train_models
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -764,3 +764,43 @@ def render_reason(feature: Feature, value: Any) -> str:
         return template.format(**fields)
     except (ValueError, TypeError, KeyError, IndexError, OverflowError):
         return ""
+
+
+def merged_spec(specs: Sequence[FeatureSpec]) -> FeatureSpec:
+    """One spec whose features include every feature of each of ``specs``.
+
+    Models trained at different times may carry different specs (say, a product that
+    appeared later); a feature name means the same definition in all of them, so the union
+    of their dynamic parts computes every column each model needs.
+
+    Raises:
+        ValueError: no spec, or specs of different catalogue versions.
+    """
+    if not specs:
+        raise ValueError("no feature spec to compute")
+    if len({s.version for s in specs}) > 1:
+        raise ValueError(f"models of different feature versions: {[s.version for s in specs]}")
+    if len(specs) == 1:
+        return specs[0]
+
+    def union(field: str) -> list[str]:
+        return sorted({v for s in specs for v in getattr(s, field)})
+
+    profile: dict[str, Any] = {}
+    for spec in specs:
+        for name, kind in spec.profile.items():
+            profile.setdefault(name, kind)
+    roles = {s.interaction_roles.model_dump_json() for s in specs}
+    if len(roles) > 1:  # a role family computed two ways cannot serve both models
+        raise ValueError(f"models trained under different interaction roles: {sorted(roles)}")
+    return FeatureSpec(
+        version=specs[0].version,
+        products=union("products"),
+        channels=union("channels"),
+        holding_products=union("holding_products"),
+        interaction_kinds=union("interaction_kinds"),
+        profile=profile,
+        protected=union("protected"),
+        interaction_roles=specs[0].interaction_roles,
+        tables=union("tables"),
+    )

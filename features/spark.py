@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 MASTER_ENV = "TIERWISE_SPARK_MASTER"
 INSTALL_HINT = "pip install .[spark]"
 LOCAL_SHUFFLE_PARTITIONS_PER_CORE = 2  # a few tasks per core; Spark's 200 suits clusters
-# Columns of the scores table besides the probabilities, as serving.scoring.KEYS.
+# Columns of the scores table besides the probabilities, as models.scoring.KEYS.
 _UTC_JAVA = "-Duser.timezone=UTC"
 # Spark rejects nanosecond parquet timestamps; with this they read as longs (converted here).
 _NANOS_AS_LONG = "spark.sql.legacy.parquet.nanosAsLong"

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.metrics import calibration_points, decile_lift, score_metrics
-from features.profile import profile_column, psi
+from models.metrics import calibration_points, decile_lift, score_metrics
+from models.profile import profile_column, psi
 from serving.decisions import DecisionRecord, FeedbackRecord
 
 NO_RESPONSE = "no_response"
@@ -88,7 +88,7 @@ def score_drift(training: np.ndarray, now: np.ndarray) -> dict[str, float]:
 
 
 def performance(y: np.ndarray, p: np.ndarray, bins: int = 10) -> dict[str, Any]:
-    """Score figures (``features.metrics.score_metrics``), calibration and lift by decile.
+    """Score figures (``models.metrics.score_metrics``), calibration and lift by decile.
 
     Rows with a missing label or score are left out. ``calibration`` holds the mean
     predicted and observed rates of equal-frequency bins; ``lift_by_decile`` the observed

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from features.profile import bin_labels, compare_shares, psi
+from models.profile import bin_labels, compare_shares, psi
 from monitoring.figures import NO_RESPONSE, RESPONSE_COLUMNS, finite_or
 
 TRAINING_COLOUR, NOW_COLOUR = "#7f8c8d", "#c0392b"

@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from features.registry import HOLDOUT_DIR, LABEL, PROFILE_FILE, client
+from models.registry import HOLDOUT_DIR, LABEL, PROFILE_FILE, client
+from models.scoring import ModelSet
 from serving.decisions import (
     DecisionRecord,
     FeedbackRecord,
@@ -28,7 +29,6 @@ from serving.decisions import (
     feedback_record,
     feedback_table,
 )
-from serving.scoring import ModelSet
 from serving.store import StoreMissingError, open_engine
 
 

@@ -20,9 +20,9 @@ import numpy as np
 import pandas as pd
 
 from features.contract import Dataset
-from features.settings import Settings
 from features.spine import as_of_dates
 from features.tiers import assign_tiers, tier_names
+from models.scoring import ModelSet, load_champions
 from monitoring.alerts import Alert, Thresholds, find_alerts
 from monitoring.readers import (
     TrainingReference,
@@ -42,7 +42,7 @@ from monitoring.sections import (
     score_dates,
 )
 from serving.decisions import DecisionRecord
-from serving.scoring import ModelSet, load_champions
+from tierwise.settings import Settings
 
 REALIZED_COLUMNS = [
     "target",

@@ -3,7 +3,7 @@
 Each ``build_*`` function returns a ``Section``: the figures the JSON file holds and the
 base64 PNG plots the HTML embeds. They compute with ``monitoring.figures``, draw with
 ``monitoring.plots`` and read the dataset through ``features`` (features, labels, tiers)
-and ``serving.scoring`` (holdings, scores).
+and ``models.scoring`` (holdings, scores).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from features.contract import Dataset
 from features.labels import build_labels, label_end
 from features.pipeline import build_features
 from features.tiers import tier_names
+from models.scoring import ModelSet, open_holdings, score_frame
 from monitoring import plots
 from monitoring.figures import (
     control_comparison,
@@ -37,7 +38,6 @@ from monitoring.figures import (
 )
 from monitoring.readers import TargetReference, TrainingReference, safe_url
 from serving.decisions import DecisionRecord, FeedbackRecord
-from serving.scoring import ModelSet, open_holdings, score_frame
 
 
 @dataclass

@@ -32,8 +32,8 @@ from IPython.display import display
 from features.contract import load_dataset
 from features.labels import build_labels, default_as_of
 from features.tiers import assign_tiers, tier_names
+from models.scoring import open_holdings
 from monitoring.figures import tier_migrations, tier_pyramid, top_share, value_curve
-from serving.scoring import open_holdings
 
 home = Path(os.environ.get("TIERWISE_HOME", ".tierwise"))
 data = Path(os.environ.get("TIERWISE_DATA", home / "demo-data"))

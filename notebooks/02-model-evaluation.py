@@ -33,10 +33,10 @@ import pandas as pd
 from IPython.display import Image, display
 
 from features.catalogue import FeatureSpec, feature_index
-from features.metrics import calibration_points, decile_lift, score_metrics, top_decile
-from features.registry import CHAMPION, client, load_aliased
-from features.settings import Settings
+from models.metrics import calibration_points, decile_lift, score_metrics, top_decile
+from models.registry import CHAMPION, client, load_aliased
 from serving.reasons import top_reasons
+from tierwise.settings import Settings
 
 settings = Settings()
 uri = settings.tracking_uri()

@@ -34,12 +34,12 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import yaml
 
+from batch.online import build_rows
 from features.contract import load_dataset
-from features.settings import Settings
+from models.scoring import load_champions, probability_column, score_customers
 from serving.policy import PRESSURES, Context, Customer, PolicyConfig, rank_actions
-from serving.scoring import load_champions, probability_column, score_customers
-from serving.store import build_rows
 from serving.suggest import Scorer
+from tierwise.settings import Settings
 
 settings = Settings()
 data = Path(os.environ.get("TIERWISE_DATA", settings.home / "demo-data"))

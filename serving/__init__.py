@@ -1,1 +1,2 @@
-"""The BentoML service, next-best-action policy, stores, batch scoring and monitoring."""
+"""The online service: HTTP app and schemas, the next-best-action policy, suggestions, reasons,
+the online store's reads and the decision log."""

@@ -88,7 +88,7 @@ class UpgradeValue(BaseModel):
     ``value = min(cap, max(floor, gap_to_next_tier, qualified_share x customer value))``
 
     The gap is what a typical (median) customer of the next tier brings beyond this customer
-    (``serving.inputs.tier_context``; without a tiers table, the distance to the next value
+    (``batch.inputs.tier_context``; without a tiers table, the distance to the next value
     tier's threshold). A customer at or near it already brings next-tier value on a lower
     tier's service: moving them up secures ``qualified_share`` of that value (as retention
     keeps ``retention_save_rate`` of it), whichever is more. ``cap`` keeps a customer far
@@ -486,7 +486,7 @@ def decline_window(now: datetime, config: PolicyConfig) -> tuple[datetime, datet
     """The contact policy's window at the decision time ``now``: declines in [start, now] count.
 
     The one window of the service (``now``: the request) and the nightly batch (``now``: the
-    run, ``serving.batch.decision_time``), so both pause the same offers.
+    run, ``batch.run.decision_time``), so both pause the same offers.
     """
     return now - timedelta(days=config.decline_window_days), now
 

@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from features.catalogue import Feature, render_reason, slug
-from features.model import Predictor
 from features.values import as_date, as_number
+from models.model import Predictor
 
 MAX_POINTS = 3
 RECENT_COMPLAINT_DAYS = 90  # older complaints are history, not something to acknowledge first

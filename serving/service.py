@@ -42,7 +42,6 @@ from pydantic import BaseModel, ValidationError
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from features.settings import Settings
 from serving.api import (
     FeedbackRequest,
     FeedbackResponse,
@@ -63,6 +62,7 @@ from serving.policy import (
     decline_window,
     read_policy,
 )
+from tierwise.settings import Settings
 
 if TYPE_CHECKING:
     from serving.decisions import DecisionLog
@@ -291,7 +291,7 @@ def check_startup(settings: Settings) -> StoreInfo:
         info = OnlineStore(settings.online_url(), create=False).info()
     except StoreMissingError as err:
         raise StartupError(str(err)) from None
-    from features.registry import CHAMPION, client, tierwise_models, version_by_alias
+    from models.registry import CHAMPION, client, tierwise_models, version_by_alias
 
     uri = settings.tracking_uri()
     mlflow_client = client(uri)
@@ -309,9 +309,9 @@ def load_state(settings: Settings, decisions: DecisionLog | None = None) -> Stat
     Raises:
         StartupError: no champion, no online store, or a store built for other features.
     """
-    from features.registry import CHAMPION, load_aliased
+    from models.registry import CHAMPION, load_aliased
+    from models.scoring import ModelSet
     from serving.decisions import DecisionLog
-    from serving.scoring import ModelSet
     from serving.store import OnlineStore, StoreMissingError
     from serving.suggest import Scorer
 

@@ -21,10 +21,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from features.catalogue import Feature, FeatureSpec, feature_index, slugs
+from features.catalogue import Feature, FeatureSpec, feature_index, merged_spec, slugs
 from features.values import as_date
 from serving.card import Card, customer_card
-from serving.inputs import merged_spec
 from serving.policy import (
     Context,
     Customer,
@@ -40,8 +39,8 @@ from serving.reasons import Reason, suggestion_points, talking_points, top_reaso
 if TYPE_CHECKING:
     import numpy as np
 
-    from features.model import Encoding, Predictor
-    from serving.scoring import ModelSet
+    from models.model import Encoding, Predictor
+    from models.scoring import ModelSet
     from serving.store import StoredCustomer
 
 CHURN, UPGRADE = "churn", "upgrade"

@@ -12,7 +12,7 @@ import yaml
 from features.contract import Dataset, load_dataset
 from features.demo import generate_demo_data
 from features.labels import default_as_of
-from features.settings import Settings
+from tierwise.settings import Settings
 from training.registry import promote
 from training.train import TrainingConfig, TrainingResult, train_models
 

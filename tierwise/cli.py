@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from features.settings import Settings
+from tierwise.settings import Settings
 
 if TYPE_CHECKING:
     from features.contract import Dataset
-    from serving.scoring import ModelSet
+    from models.scoring import ModelSet
     from serving.store import StoreInfo
 
 app = typer.Typer(
@@ -123,7 +123,7 @@ def settings() -> Settings:
 
 def _champions(config: Settings):
     """The registry's champion models; none registered ends the command with what to run."""
-    from serving.scoring import load_champions
+    from models.scoring import load_champions
 
     try:
         return load_champions(config)
@@ -285,8 +285,8 @@ def score(
     """Score every customer at a date: probabilities, tiers and the policy's top suggestions,
     as partitioned parquet switched in atomically; refresh the online store from the same run
     (unless --no-store). An interrupted run started again continues where it stopped."""
+    from batch.run import BatchError, BatchOptions, read_declines, run_batch
     from features.spine import as_of_dates
-    from serving.batch import BatchError, BatchOptions, read_declines, run_batch
     from serving.policy import PolicyError, read_policy
     from serving.store import OnlineStore
 
@@ -348,8 +348,9 @@ def materialize(
 
 def _refresh_store(ds: Dataset, as_of: str, models: ModelSet, config: Settings) -> None:
     """Build the online store's rows as of a date and swap them in; print what was written."""
+    from batch.online import materialize
     from serving.policy import read_policy
-    from serving.store import OnlineStore, materialize
+    from serving.store import OnlineStore
 
     try:
         days = read_policy(config.policy_file).winback_days

@@ -9,8 +9,8 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 
-from features.metrics import expected_calibration_error
-from features.model import Calibration
+from models.metrics import expected_calibration_error
+from models.model import Calibration
 
 # Isotonic needs enough positives to estimate a staircase; below this, Platt's two parameters.
 MIN_ISOTONIC_POSITIVES = 200

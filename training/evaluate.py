@@ -7,7 +7,7 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 # The score figures are shared with monitoring (serving never imports training).
-from features.metrics import expected_calibration_error, score_metrics, top_decile
+from models.metrics import expected_calibration_error, score_metrics, top_decile
 
 __all__ = [
     "expected_calibration_error",

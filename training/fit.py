@@ -15,7 +15,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from features.model import Encoding
+from models.model import Encoding
 
 
 class BoosterParams(BaseModel):

@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from sklearn.metrics import precision_recall_curve, roc_curve
 
-from features.metrics import calibration_points
+from models.metrics import calibration_points
 
 
 def plot_target(

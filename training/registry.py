@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, Field
 
-import features.pyfunc_model
-from features.registry import (
+import models.pyfunc
+from models.registry import (
     CHALLENGER,
     CHAMPION,
     HOLDOUT_DIR,
@@ -28,7 +28,7 @@ from features.registry import (
     tierwise_models,
     version_by_alias,
 )
-from features.settings import Settings
+from tierwise.settings import Settings
 from training.evaluate import score_metrics
 
 EXPERIMENT = "tierwise"
@@ -65,7 +65,7 @@ def requirements() -> list[str]:
 def _log_pyfunc(folder: Path, target: str, name: str, signature):
     return mlflow.pyfunc.log_model(
         name=target,
-        python_model=features.pyfunc_model.__file__,
+        python_model=models.pyfunc.__file__,
         artifacts={"model": str(folder)},
         pip_requirements=requirements(),
         signature=signature,

@@ -14,8 +14,8 @@ import lightgbm as lgb
 import numpy as np
 from pydantic import BaseModel, Field
 
-from features.metrics import score_metrics
-from features.model import Encoding
+from models.metrics import score_metrics
+from models.model import Encoding
 from training.fit import BoosterParams, Split, fit_booster, subsample
 
 

@@ -29,10 +29,10 @@ from pydantic import BaseModel, Field
 from features.catalogue import feature_spec, features_of
 from features.contract import Dataset, fingerprint
 from features.labels import build_labels, default_as_of
-from features.model import Encoding, Predictor
 from features.pipeline import build_features
-from features.profile import profile_frame
-from features.registry import (
+from models.model import Encoding, Predictor
+from models.profile import profile_frame
+from models.registry import (
     HOLDOUT_DIR,
     LABEL,
     PROFILE_FILE,
@@ -40,8 +40,8 @@ from features.registry import (
     SPEC_FILE,
     model_name,
 )
-from features.settings import Settings
 from serving.policy import Customer, PolicyConfig, action_value, read_policy
+from tierwise.settings import Settings
 from training import plots
 from training.calibration import choose_calibration
 from training.evaluate import (

@@ -1,4 +1,4 @@
-"""The nightly batch (`tierwise score`, ``serving.batch``) on the session's trained demo base.
+"""The nightly batch (`tierwise score`, ``batch.run``) on the session's trained demo base.
 
 One reference run (DuckDB, default policy, small chunks) is shared by the module; other runs
 are compared with it: a second run, a killed and resumed run, a run on Spark, a run after
@@ -30,12 +30,12 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from batch.run import MANIFEST, BatchOptions, BatchResult, read_output, run_batch
 from features.contract import load_dataset
 from features.spark import spark_session
-from serving.batch import MANIFEST, BatchOptions, BatchResult, read_output, run_batch
+from models.scoring import load_champions
 from serving.decisions import DecisionLog, DecisionRecord
 from serving.policy import PolicyConfig
-from serving.scoring import load_champions
 from serving.store import OnlineStore, StoreMissingError
 from tests.integration.test_service import KEY, ROOT, free_port, stop, wait_ready
 from tierwise.cli import app

@@ -14,9 +14,9 @@ import pytest
 
 from features.contract import load_dataset
 from features.labels import default_as_of
-from features.registry import client, version_by_alias
-from features.settings import Settings
-from serving.scoring import load_champions, score_customers
+from models.registry import client, version_by_alias
+from models.scoring import load_champions, score_customers
+from tierwise.settings import Settings
 from training.registry import promote
 from training.train import TrainingConfig, train_models
 

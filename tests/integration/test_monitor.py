@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from features.settings import Settings
+from models.scoring import load_champions
 from monitoring.alerts import Thresholds
 from monitoring.run import MonitorResult, run_monitor
 from serving.decisions import DecisionLog, DecisionRecord
-from serving.scoring import load_champions
+from tierwise.settings import Settings
 
 SECTIONS = ["alerts", "models", "feature-drift", "score-drift", "realized-performance", "pyramid", "feedback"]  # fmt: skip
 # (decision id, control, agent, [(kind, action, response or None)])

@@ -21,12 +21,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from features.registry import client, version_by_alias
+from batch.online import materialize
+from models.registry import client, version_by_alias
+from models.scoring import load_champions
 from serving.decisions import DecisionLog
 from serving.policy import NOT_SHOWN_REASONS, is_control
-from serving.scoring import load_champions
 from serving.service import CancellingTimeoutMiddleware, authorized, key_digests
-from serving.store import OnlineStore, StoreMissingError, materialize
+from serving.store import OnlineStore, StoreMissingError
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "test-key-9f3b2c"

@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.registry import (
+from features.spine import register_spine
+from models.registry import (
     SETTINGS_FILE,
     client,
     load_aliased,
@@ -18,8 +19,7 @@ from features.registry import (
     model_name,
     version_by_alias,
 )
-from features.spine import register_spine
-from serving.scoring import load_champions, score_customers
+from models.scoring import load_champions, score_customers
 from tests.conftest import train_in
 from training.fit import BoosterParams
 from training.registry import promote
@@ -252,7 +252,7 @@ def test_promote_unknown_target_is_a_clear_error(trained):
 
 
 def test_scoring_without_models_is_a_clear_error(tmp_path):
-    from features.settings import Settings
+    from tierwise.settings import Settings
 
     with pytest.raises(LookupError, match="run `tierwise train` first"):
         load_champions(Settings(home=tmp_path, mlflow_tracking_uri=None))

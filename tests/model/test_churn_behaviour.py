@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.registry import load_aliased
-from serving.scoring import load_champions, score_customers
+from models.registry import load_aliased
+from models.scoring import load_champions, score_customers
 
 
 @pytest.fixture(scope="module")

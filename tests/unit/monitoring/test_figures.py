@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.profile import profile_frame
+from models.profile import profile_frame
 from monitoring.figures import (
     control_comparison,
     difference_interval,

@@ -11,7 +11,7 @@ import pytest
 
 from features.catalogue import Feature, FeatureSpec, feature_index
 from features.contract import InteractionRoles
-from features.model import Calibration, Encoding, Predictor
+from models.model import Calibration, Encoding, Predictor
 from serving.reasons import reasons_of, suggestion_points, talking_points, top_reasons
 
 NAMES = ["complaints_90d", "tenure_days", "value"]

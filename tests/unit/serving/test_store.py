@@ -9,11 +9,12 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
+from batch.online import build_rows
 from features.catalogue import feature_spec
 from features.contract import load_dataset
-from features.registry import LoadedModel
-from serving.scoring import ModelSet
-from serving.store import TABLE, OnlineStore, StoreInfo, StoreMissingError, build_rows
+from models.registry import LoadedModel
+from models.scoring import ModelSet
+from serving.store import TABLE, OnlineStore, StoreInfo, StoreMissingError
 from tests.conftest import base_tables
 
 AS_OF = dt.date(2024, 1, 1)

@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from features.model import Calibration, Encoding, Predictor
-from features.registry import (
+from models.model import Calibration, Encoding, Predictor
+from models.registry import (
     CHAMPION,
     HOLDOUT_DIR,
     LABEL,
@@ -23,7 +23,7 @@ from features.registry import (
     model_name,
     version_by_alias,
 )
-from features.settings import Settings
+from tierwise.settings import Settings
 from training.registry import Tolerances, log_target_model, promote, start_tracking
 
 TARGET = "churn"

@@ -14,7 +14,7 @@ import mlflow
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from features.model import Predictor
+from models.model import Predictor
 
 PREFIX = "tierwise-"
 CHAMPION, CHALLENGER = "champion", "challenger"

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from mlflow.pyfunc import PythonModel
 
-from features.model import Predictor
+from models.model import Predictor
 
 
 class CalibratedTarget(PythonModel):

@@ -7,11 +7,11 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from features.catalogue import FeatureSpec, feature_spec, features_of
+from batch.inputs import Population, inputs_sql, tier_context
+from features.catalogue import FeatureSpec, feature_spec, features_of, merged_spec
 from features.contract import load_dataset
 from features.spine import register_spine
 from features.tiers import assign_tiers
-from serving.inputs import Population, inputs_sql, merged_spec, tier_context
 from tests.conftest import base_tables
 
 AS_OF = dt.date(2024, 1, 1)

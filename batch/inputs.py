@@ -4,7 +4,7 @@ One row per customer of the population at the date: every feature of the models 
 merged feature spec), the recent history of ``features.history`` and the products held.
 ``stage_inputs`` writes these rows to parquet with DuckDB; the Spark engine writes the same
 rows from the same SQL (transpiled). The online store's rows (``serving.store``) and the
-batch output (``serving.batch``) are then both made from the staged file, chunk by chunk:
+batch output (``batch.run``) are then both made from the staged file, chunk by chunk:
 the expensive part, reading the transactions, happens once.
 
 Tier context needs two figures over the whole population (value-tier thresholds, and the
@@ -34,46 +34,6 @@ from features.sql import literal
 from features.tiers import PYRAMID, tier_reason
 
 HELD = "products_held"
-
-
-def merged_spec(specs: Sequence[FeatureSpec]) -> FeatureSpec:
-    """One spec whose features include every feature of each of ``specs``.
-
-    Models trained at different times may carry different specs (say, a product that
-    appeared later); a feature name means the same definition in all of them, so the union
-    of their dynamic parts computes every column each model needs.
-
-    Raises:
-        ValueError: no spec, or specs of different catalogue versions.
-    """
-    if not specs:
-        raise ValueError("no feature spec to compute")
-    if len({s.version for s in specs}) > 1:
-        raise ValueError(f"models of different feature versions: {[s.version for s in specs]}")
-    if len(specs) == 1:
-        return specs[0]
-
-    def union(field: str) -> list[str]:
-        return sorted({v for s in specs for v in getattr(s, field)})
-
-    profile: dict[str, Any] = {}
-    for spec in specs:
-        for name, kind in spec.profile.items():
-            profile.setdefault(name, kind)
-    roles = {s.interaction_roles.model_dump_json() for s in specs}
-    if len(roles) > 1:  # a role family computed two ways cannot serve both models
-        raise ValueError(f"models trained under different interaction roles: {sorted(roles)}")
-    return FeatureSpec(
-        version=specs[0].version,
-        products=union("products"),
-        channels=union("channels"),
-        holding_products=union("holding_products"),
-        interaction_kinds=union("interaction_kinds"),
-        profile=profile,
-        protected=union("protected"),
-        interaction_roles=specs[0].interaction_roles,
-        tables=union("tables"),
-    )
 
 
 def inputs_sql(ds: Dataset, spec: FeatureSpec, spine: str = "spine") -> str:

@@ -1,6 +1,6 @@
 """Scoring customers with the registry's champion models, in memory (monitoring, notebooks).
 
-The nightly job over the whole base is ``serving.batch``; the service shares the predictor.
+The nightly job over the whole base is ``batch.run``; the service shares the predictor.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from features.catalogue import FeatureSpec
 from features.contract import Dataset
 from features.history import held_products_sql
 from features.pipeline import build_features
-from features.registry import CHAMPION, LoadedModel, load_aliased
-from features.settings import Settings
 from features.spine import as_of_dates, register_spine
+from models.registry import CHAMPION, LoadedModel, load_aliased
+from tierwise.settings import Settings
 
 # Columns of the scores table besides the probabilities.
 KEYS = ["customer_id", "as_of", "tier", "value"]

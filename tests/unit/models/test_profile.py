@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.profile import (
+from models.profile import (
     OTHER,
     bin_labels,
     compare_shares,

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.model import Calibration, Encoding, Predictor
+from models.model import Calibration, Encoding, Predictor
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 One run, for one as-of date and the champion models:
 
-1. **inputs**: the serving inputs of the population (``serving.inputs``: features,
+1. **inputs**: the serving inputs of the population (``batch.inputs``: features,
    history, products held) are computed once, by DuckDB or Spark, into a staging folder;
 2. **scoring**: chunk by chunk, every model's calibrated probability, the tier context and
    the policy's top suggestions (``serving.suggest.rank``, the code the service ranks
@@ -46,24 +46,24 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from features.catalogue import FeatureSpec, feature_index
-from features.contract import Dataset, fingerprint
-from features.sql import literal
-from serving.inputs import (
+from batch.inputs import (
     HELD,
     Population,
     as_float,
     as_text,
     held_of,
-    merged_spec,
     stage_inputs,
     staged,
     tier_context,
 )
+from batch.online import store_chunks, store_info
+from features.catalogue import FeatureSpec, feature_index, merged_spec
+from features.contract import Dataset, fingerprint
+from features.sql import literal
+from models.scoring import ModelSet, probability_column
 from serving.policy import Context, PolicyConfig, Ranking, decline_window
 from serving.reasons import reasons_of
-from serving.scoring import ModelSet, probability_column
-from serving.store import OnlineStore, StoredCustomer, store_chunks, store_info
+from serving.store import OnlineStore, StoredCustomer
 from serving.suggest import CHURN, MAX_REASONS, Scorer, rank
 
 if TYPE_CHECKING:
@@ -566,8 +566,8 @@ def _stage_spark_inputs(
     ds: Dataset, as_of: dt.date, spec: FeatureSpec, path: Path, spark: SparkSession
 ) -> None:
     """The serving inputs from the same SQL, transpiled and run on Spark (kept when complete)."""
+    from batch.inputs import inputs_sql
     from features.spark import register_spark_spine, register_tables
-    from serving.inputs import inputs_sql
 
     if (path / "_SUCCESS").exists():
         return

@@ -1,0 +1,1 @@
+"""The nightly batch: score every customer, write parquet, refresh the online store."""
