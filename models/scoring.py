@@ -1,13 +1,18 @@
-"""Scoring customers with the registry's champion models, in memory (monitoring, notebooks).
+"""Scoring customers with the registry's champion models: the one path to probabilities.
 
-The nightly job over the whole base is ``batch.run``; the service shares the predictor.
+``predict_probabilities`` is where every calibrated probability comes from: the service (one
+customer, ``serving.suggest``), the nightly batch (a chunk of customers, ``batch.chunks``)
+and evaluation and monitoring (``score_frame``). ``held_mask`` is the one rule of products
+held: a cross-sell model gives no probability, so no offer, for a product the customer has.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -17,11 +22,15 @@ from features.contract import Dataset
 from features.history import held_products_sql
 from features.pipeline import build_features
 from features.spine import as_of_dates, register_spine
+from models.model import Encoding, Predictor
 from models.registry import CHAMPION, LoadedModel, load_aliased
 from tierwise.settings import Settings
 
 # Columns of the scores table besides the probabilities.
 KEYS = ["customer_id", "as_of", "tier", "value"]
+
+# The distinct feature encodings of some predictors, each with the targets that use it.
+Encodings = tuple[tuple[Encoding, tuple[str, ...]], ...]
 
 
 @dataclass
@@ -52,6 +61,69 @@ def probability_column(target: str) -> str:
     return f"{target}_probability"
 
 
+def shared_encodings(predictors: Mapping[str, Predictor]) -> Encodings:
+    """The distinct encodings of ``predictors`` and their targets, so that rows are encoded
+    once for all the models trained together (they share one encoding)."""
+    groups: dict[tuple, tuple[Encoding, list[str]]] = {}
+    for target, predictor in predictors.items():
+        enc = predictor.encoding
+        key = (tuple(enc.features), json.dumps(enc.categories, sort_keys=True))
+        groups.setdefault(key, (enc, []))[1].append(target)
+    return tuple((enc, tuple(targets)) for enc, targets in groups.values())
+
+
+def encode(encodings: Encodings, rows: pd.DataFrame | Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """Target -> the encoded matrix of ``rows``: a frame of feature rows, or one customer's
+    feature values (a 1-row matrix made without pandas: the service's hot path)."""
+    out: dict[str, np.ndarray] = {}
+    for encoding, targets in encodings:
+        matrix = encoding.matrix(rows) if isinstance(rows, pd.DataFrame) else encoding.row(rows)
+        out.update(dict.fromkeys(targets, matrix))
+    return out
+
+
+def held_mask(product: str | None, held: Sequence[Collection[str]] | None) -> np.ndarray | None:
+    """Which rows' customers hold ``product``: those get no cross-sell probability for it.
+
+    The one place of the rule "no cross-sell offer of a product already held" for scores:
+    a probability that is missing ranks no offer (the policy also lists it as held).
+
+    Args:
+        product: the product a cross-sell model predicts; None for other models.
+        held: per row, the products the customer holds; None when holdings are unknown.
+
+    Returns:
+        A boolean array, one per row; None when no row can be held back.
+    """
+    if not product or held is None:
+        return None
+    return np.fromiter((product in h for h in held), dtype=bool, count=len(held))
+
+
+def predict_probabilities(
+    predictors: Mapping[str, Predictor],
+    matrices: Mapping[str, np.ndarray],
+    held: Sequence[Collection[str]] | None = None,
+) -> dict[str, np.ndarray]:
+    """Target -> calibrated probabilities of encoded rows (``encode``), NaN where ``held_mask``
+    holds the row back.
+
+    A model whose product every row holds is not run (the service's one customer).
+    """
+    out: dict[str, np.ndarray] = {}
+    for target, predictor in predictors.items():
+        matrix = matrices[target]
+        mask = held_mask(predictor.meta.get("product"), held)
+        if mask is not None and len(mask) and mask.all():
+            out[target] = np.full(len(mask), np.nan)
+            continue
+        p = np.asarray(predictor.predict(matrix), dtype=np.float64)
+        if mask is not None:
+            p[mask] = np.nan
+        out[target] = p
+    return out
+
+
 def score_frame(
     features: pd.DataFrame, models: ModelSet, targets: list[str], held: pd.DataFrame | None = None
 ) -> pd.DataFrame:
@@ -60,16 +132,24 @@ def score_frame(
     A cross-sell probability is missing (NaN) where ``held`` (customer_id, as_of, product)
     says the customer holds the product at that row's as-of date.
     """
+    predictors = {t: models.models[t].predictor for t in targets}
+    found = predict_probabilities(
+        predictors, encode(shared_encodings(predictors), features), _held_by_row(features, held)
+    )
     out = pd.DataFrame(index=features.index)
-    keys = _keys(features)
     for target in targets:
-        predictor = models.models[target].predictor
-        out[probability_column(target)] = predictor.predict_frame(features)
-        product = predictor.meta.get("product")
-        if product is not None and held is not None:
-            holders = _keys(held.loc[held["product"] == product])
-            out.loc[keys.isin(holders), probability_column(target)] = np.nan
+        out[probability_column(target)] = found[target]
     return out
+
+
+def _held_by_row(features: pd.DataFrame, held: pd.DataFrame | None) -> list[set[str]] | None:
+    """Per feature row, the products ``held`` lists for its customer and as-of day."""
+    if held is None:
+        return None
+    products: dict[tuple, set[str]] = {}
+    for key, product in zip(_keys(held), held["product"], strict=True):
+        products.setdefault(key, set()).add(product)
+    return [products.get(key, set()) for key in _keys(features)]
 
 
 def _keys(frame: pd.DataFrame) -> pd.MultiIndex:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -23,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from features.catalogue import Feature, FeatureSpec, feature_index, merged_spec, slugs
 from features.values import as_date
+from models.scoring import Encodings, encode, predict_probabilities, shared_encodings
 from serving.card import Card, customer_card
 from serving.policy import (
     Context,
@@ -39,7 +39,7 @@ from serving.reasons import Reason, suggestion_points, talking_points, top_reaso
 if TYPE_CHECKING:
     import numpy as np
 
-    from models.model import Encoding, Predictor
+    from models.model import Predictor
     from models.scoring import ModelSet
     from serving.store import StoredCustomer
 
@@ -58,7 +58,7 @@ class Scorer:
     predictors: Mapping[str, Predictor]  # target -> predictor
     feature_text: Mapping[str, Mapping[str, Feature]]  # target -> feature name -> Feature
     product_by_target: Mapping[str, str]  # cross-sell target -> product
-    encodings: tuple[tuple[Encoding, tuple[str, ...]], ...]  # one encoding, its targets
+    encodings: Encodings  # one encoding, its targets
     profile_features: Mapping[str, str]  # profile column -> feature name
     specs: tuple[dict, ...] = field(default_factory=tuple)
     known_products: tuple[str, ...] = ()  # held products of the specs, and modelled ones
@@ -78,11 +78,6 @@ class Scorer:
                 feature_text[target] = index
             names = slugs(list(spec.profile))
             profile.update({c: f"profile_{names[c]}" for c in spec.profile})
-        groups: dict[tuple, tuple[Encoding, list[str]]] = {}
-        for target, predictor in predictors.items():
-            enc = predictor.encoding
-            key = (tuple(enc.features), json.dumps(enc.categories, sort_keys=True))
-            groups.setdefault(key, (enc, []))[1].append(target)
         product_by_target = {
             t: p.meta["product"] for t, p in predictors.items() if p.meta.get("product")
         }
@@ -92,7 +87,7 @@ class Scorer:
             predictors=predictors,
             feature_text=feature_text,
             product_by_target=product_by_target,
-            encodings=tuple((enc, tuple(ts)) for enc, ts in groups.values()),
+            encodings=shared_encodings(predictors),
             profile_features=profile,
             specs=tuple(specs),
             known_products=tuple(sorted(known | set(product_by_target.values()))),
@@ -101,12 +96,7 @@ class Scorer:
 
     def encode(self, features: Mapping[str, Any]) -> dict[str, np.ndarray]:
         """Target -> the customer's encoded 1-row matrix (shared by targets of one encoding)."""
-        rows: dict[str, np.ndarray] = {}
-        for encoding, targets in self.encodings:
-            row = encoding.row(features)
-            for target in targets:
-                rows[target] = row
-        return rows
+        return encode(self.encodings, features)
 
 
 @dataclass(frozen=True)
@@ -271,14 +261,8 @@ class _Work:
             self.probabilities = dict(probabilities)
             return
         self.rows = scorer.encode(customer.features)
-        held = set(customer.held)
-        self.probabilities = {}
-        for target, predictor in scorer.predictors.items():
-            if scorer.product_by_target.get(target) in held:
-                self.probabilities[target] = None  # no offer of what the customer has
-                continue
-            p = float(predictor.predict(self.rows[target])[0])
-            self.probabilities[target] = p if math.isfinite(p) else None
+        found = predict_probabilities(scorer.predictors, self.rows, [customer.held])
+        self.probabilities = {t: _finite(float(p[0])) for t, p in found.items()}
 
     def rank(
         self,
@@ -378,6 +362,11 @@ class _Work:
             "gap_to_next_tier": c.gap_to_next_tier,
             "products_held": list(c.held),
         }
+
+
+def _finite(p: float) -> float | None:
+    """A probability as the service reports it: None where missing (held back, or not finite)."""
+    return p if math.isfinite(p) else None
 
 
 def card_of(customer: StoredCustomer, scorer: Scorer) -> Card:
