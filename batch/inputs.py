@@ -31,7 +31,7 @@ from features.history import held_products_sql, history_sql
 from features.pipeline import feature_sql
 from features.spine import register_spine
 from features.sql import literal
-from features.tiers import PYRAMID, tier_reason
+from features.tiers import PYRAMID, TierScheme, next_value_tier, tier_reasons
 
 HELD = "products_held"
 
@@ -108,13 +108,13 @@ class Population:
     """Population-wide figures a chunk of customers needs for its tier context.
 
     Attributes:
-        tier_names: value-tier names, lowest rank first (``features.tiers.PYRAMID``).
+        scheme: the value tiers the reasons are worded for (``features.tiers.PYRAMID``).
         thresholds: value-tier rank -> the lowest value in that tier (its threshold).
         service_tiers: the dataset's ``tier_order`` when it has a ``tiers`` table, else ().
         medians: service-tier rank -> median customer value in that tier.
     """
 
-    tier_names: tuple[str, ...]
+    scheme: TierScheme
     thresholds: Mapping[int, float]
     service_tiers: tuple[str, ...]
     medians: Mapping[int, float]
@@ -133,7 +133,7 @@ class Population:
         """From the rows of the two ``SQL`` queries (run by either engine)."""
         service = "tiers" in ds.tables
         return cls(
-            tier_names=tuple(PYRAMID.names),
+            scheme=PYRAMID,
             thresholds={int(r): float(v) for r, v in thresholds},
             service_tiers=tuple(ds.tier_order) if service else (),
             medians={int(r): float(v) for r, v in medians} if service else {},
@@ -145,49 +145,26 @@ class Population:
         rows = [ds.con.execute(q.format(t=table)).fetchall() for q in cls.SQL]
         return cls.from_rows(ds, *rows)
 
-    def next_value_tier(self, rank: int) -> str | None:
-        """The nearest higher value tier with customers (the one above when none has)."""
-        top = len(self.tier_names) - 1
-        if rank >= top:
-            return None
-        higher = [r for r in self.thresholds if r > rank]
-        return self.tier_names[min(higher) if higher else rank + 1]
-
 
 def tier_context(chunk: pd.DataFrame, population: Population, spec: FeatureSpec) -> pd.DataFrame:
     """Per customer of a chunk of inputs: value tier and its reason, next tier and gap.
 
-    Without a tiers table the service tier is the value tier and so are its next tier and
-    gap. With one, the next tier is the next in ``tier_order`` and the gap the value missing
-    to the median value of that tier's customers (a bank's tier rules are not in the data,
-    so this is what a customer of the next tier typically brings).
+    The value tier's next tier, threshold and reason follow ``features.tiers``' rules, from
+    the population's figures (the inputs carry no threshold or next value tier). Without a
+    tiers table the service tier is the value tier and so are its next tier and gap. With
+    one, the next tier is the next in ``tier_order`` and the gap the value missing to the
+    median value of that tier's customers (a bank's tier rules are not in the data, so this
+    is what a customer of the next tier typically brings).
 
     Returns:
         Columns ``value_tier, tier_reason, next_tier, gap_to_next_tier``, on the chunk's index.
     """
+    value = _value_tiers(chunk, population)
     out = pd.DataFrame(index=chunk.index)
     out["value_tier"] = chunk["value_tier"]
-    value_reasons = []
-    value_next = []
-    for tier, rank, value, gap in zip(
-        chunk["value_tier"],
-        chunk["value_tier_rank"],
-        chunk["value"],
-        chunk["gap_to_next_tier"],
-        strict=True,
-    ):
-        if present(rank):
-            nxt = population.next_value_tier(int(rank))
-            threshold = population.thresholds.get(int(rank))
-        else:
-            nxt = threshold = None
-        value_next.append(nxt)
-        value_reasons.append(
-            tier_reason(PYRAMID, as_text(tier), rank, value, threshold, nxt, as_float(gap))
-        )
     if not population.service_tiers:
-        out["tier_reason"] = value_reasons
-        out["next_tier"] = value_next
+        out["tier_reason"] = value["tier_reason"]
+        out["next_tier"] = value["next_tier"]
         out["gap_to_next_tier"] = chunk["gap_to_next_tier"]
         return out
     order = population.service_tiers
@@ -202,7 +179,7 @@ def tier_context(chunk: pd.DataFrame, population: Population, spec: FeatureSpec)
     days_feature = feature_index(spec).get("days_in_tier")
     reasons = []
     for tier, days, value_text in zip(
-        chunk["tier"], chunk["days_in_tier"], value_reasons, strict=True
+        chunk["tier"], chunk["days_in_tier"], value["tier_reason"], strict=True
     ):
         parts = []
         if present(tier):
@@ -213,6 +190,19 @@ def tier_context(chunk: pd.DataFrame, population: Population, spec: FeatureSpec)
         reasons.append("; ".join(parts) or None)
     out["tier_reason"] = reasons
     return out
+
+
+def _value_tiers(chunk: pd.DataFrame, population: Population) -> pd.DataFrame:
+    """The value-tier columns of ``tier_sql`` for a chunk, with its ``tier_reason``."""
+    ranks = [int(r) if present(r) else None for r in chunk["value_tier_rank"]]
+    frame = chunk[["value_tier", "value_tier_rank", "value", "gap_to_next_tier"]].copy()
+    frame["tier_threshold"] = [None if r is None else population.thresholds.get(r) for r in ranks]
+    frame["next_tier"] = [
+        None if r is None else next_value_tier(population.scheme, population.thresholds, r)
+        for r in ranks
+    ]
+    frame["tier_reason"] = tier_reasons(population.scheme, frame)
+    return frame
 
 
 def read_chunks(ds: Dataset, table: str, rows: int, where: str = "") -> Iterator[pd.DataFrame]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Literal
@@ -171,18 +171,7 @@ def assign_tiers(
     frame = ds.con.execute(
         f"SELECT * FROM ({tier_sql(ds, 'spine', scheme)}) t ORDER BY customer_id, as_of"
     ).df()
-    frame["tier_reason"] = [
-        tier_reason(scheme, tier, rank, value, threshold, next_tier, gap)
-        for tier, rank, value, threshold, next_tier, gap in zip(
-            frame["value_tier"],
-            frame["value_tier_rank"],
-            frame["value"],
-            frame["tier_threshold"],
-            frame["next_tier"],
-            frame["gap_to_next_tier"],
-            strict=True,
-        )
-    ]
+    frame["tier_reason"] = tier_reasons(scheme, frame)
     return frame
 
 
@@ -463,7 +452,34 @@ def _rank_case(expr: str, names: Sequence[str]) -> str:
     return f"CASE {expr} {whens} END"
 
 
-# -- reasons -----------------------------------------------------------------------------------
+# -- reasons and the tier above (also the batch's, from its population figures) ----------------
+
+
+def next_value_tier(scheme: TierScheme, ranks: Collection[int], rank: int) -> str | None:
+    """The ``next_tier`` of ``tier_sql`` for a value-tier rank, given the ranks with customers.
+
+    The nearest higher tier that has customers; the one above when none has; None at the top.
+    """
+    if rank >= len(scheme.names) - 1:
+        return None
+    higher = [r for r in ranks if r > rank]
+    return scheme.names[min(higher) if higher else rank + 1]
+
+
+# tier_sql's columns a tier reason is made of, in tier_reason's order
+_REASON_OF = (
+    "value_tier",
+    "value_tier_rank",
+    "value",
+    "tier_threshold",
+    "next_tier",
+    "gap_to_next_tier",
+)
+
+
+def tier_reasons(scheme: TierScheme, frame: pd.DataFrame) -> list[str | None]:
+    """``tier_reason`` of each row of a frame with ``tier_sql``'s value-tier columns."""
+    return [tier_reason(scheme, *row) for row in zip(*(frame[c] for c in _REASON_OF), strict=True)]
 
 
 def tier_reason(
@@ -482,7 +498,7 @@ def tier_reason(
     only where it is a positive amount (the lowest tier has none to state), and a value
     below zero is said in words, never as a negative sum.
     """
-    if tier is None or pd.isna(value) or pd.isna(rank):
+    if tier is None or pd.isna(tier) or pd.isna(value) or pd.isna(rank):
         return None
     rank, top = int(rank), len(scheme.names) - 1
     if value > 0:
