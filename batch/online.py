@@ -29,6 +29,7 @@ from features.catalogue import FeatureSpec, merged_spec
 from features.contract import Dataset
 from features.history import COLUMNS as HISTORY_COLUMNS
 from features.spine import as_of_dates, register_spine
+from features.values import as_date
 from serving.store import CHUNK_ROWS, OnlineStore, StoreInfo
 
 if TYPE_CHECKING:
@@ -122,7 +123,7 @@ def store_rows(chunk: pd.DataFrame, context: pd.DataFrame) -> list[dict[str, Any
         rows.append(
             {
                 "customer_id": customer_id,
-                "as_of": _day(chunk["as_of"].iat[i]),
+                "as_of": as_date(chunk["as_of"].iat[i]),
                 "tier": values.get("tier"),
                 "tier_rank": _int(values.get("tier_rank")),
                 "value": _value(values, histories[i]),
@@ -168,9 +169,3 @@ def _json_default(value: Any) -> Any:
 def _int(value: Any) -> int | None:
     v = as_float(value)
     return None if v is None else int(v)
-
-
-def _day(value: Any) -> dt.date:
-    if isinstance(value, pd.Timestamp | dt.datetime):
-        return value.date()
-    return value
