@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from features.contract import Dataset, InteractionRoles
 from features.sql import ident
+from features.values import present
 
 SPEC_VERSION = 2
 TOP_VALUES = 20  # products / channels / kinds modelled: the most frequent, so columns stay bounded
@@ -701,15 +702,6 @@ def feature_index(spec: FeatureSpec) -> dict[str, Feature]:
 # -- reasons -----------------------------------------------------------------------------------
 
 
-def _is_null(value: Any) -> bool:
-    if value is None:
-        return True
-    try:
-        return bool(value != value)  # NaN, NaT; pd.NA raises
-    except (TypeError, ValueError):
-        return True
-
-
 def _duration(days: float) -> str:
     days = abs(days)
     if days < 120:
@@ -734,7 +726,7 @@ def render_reason(feature: Feature, value: Any) -> str:
     without ``missing``, infinite, a money sum below zero without ``negative``, or one the
     template cannot format) gives "", which callers leave out.
     """
-    if _is_null(value):
+    if not present(value):
         return feature.missing
     try:
         if feature.kind == "categorical":

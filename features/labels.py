@@ -6,7 +6,6 @@ One row per spine row (the population at t), every as-of date in one query. Valu
 
 from __future__ import annotations
 
-import calendar
 import datetime as dt
 from collections.abc import Sequence
 
@@ -16,6 +15,7 @@ from features.contract import Dataset
 from features.spine import as_of_dates, register_spine
 from features.sql import ident, literal
 from features.tiers import tier_names, tier_rank_at
+from features.values import months_back
 
 LABEL_SPINE = "label_spine"  # its own temp table, so labels never replace the features' spine
 CHURN_DEFINITIONS = ("closed", "inactive")
@@ -40,7 +40,7 @@ def default_as_of(ds: Dataset, count: int = 12, horizon_days: int | None = None)
         raise ValueError(f"count must be at least 1, got {count}")
     end = label_end(ds, horizon_days)
     first_signup = ds.con.execute("SELECT min(signup_date) FROM customers").fetchall()[0][0]
-    dates = [_months_back(end, k) for k in range(count)]
+    dates = [months_back(end, k) for k in range(count)]
     kept = sorted(d for d in dates if first_signup is not None and d >= first_signup)
     if not kept:
         raise ValueError(
@@ -117,14 +117,6 @@ def _horizon(ds: Dataset, horizon_days: int | None) -> int:
     if horizon < 1:
         raise ValueError(f"horizon_days must be at least 1, got {horizon}")
     return horizon
-
-
-def _months_back(day: dt.date, months: int) -> dt.date:
-    """The same day of month ``months`` calendar months earlier, clamped to the month's end."""
-    index = day.year * 12 + day.month - 1 - months
-    year, month = divmod(index, 12)
-    month += 1
-    return dt.date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
 
 
 def _products(ds: Dataset, products: Sequence[str] | None) -> list[str]:

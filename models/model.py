@@ -10,7 +10,6 @@ imports training.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -18,6 +17,8 @@ from typing import Literal
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
+
+from features.values import json_default
 
 FILES = ("booster.txt", "encoding.json", "calibration.json", "meta.json")
 
@@ -164,12 +165,4 @@ class Predictor:
 
 
 def _dump(path: Path, data: dict) -> None:
-    path.write_text(json.dumps(data, indent=1, sort_keys=True, default=_json_default))
-
-
-def _json_default(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    raise TypeError(f"cannot write {type(value).__name__} to JSON")
+    path.write_text(json.dumps(data, indent=1, sort_keys=True, default=json_default))
