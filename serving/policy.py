@@ -26,324 +26,92 @@ best action"; the business view with numbers is ``docs/policy.md``):
    minimum probability and the expected value a suggestion needs; under high pressure an
    agent gets at most one suggestion, and only one worth the time;
 9. ``cut_by_limit``: ranked below the list's length.
+
+Rules 1-4 and what each action is worth are ``serving.eligibility``; the settings and
+reading them are ``serving.policy_config``; the shared words are ``serving.vocabulary``.
+This module ranks (rules 5-9) and is the one import for callers: it re-exports the rest.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta
-from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from serving.eligibility import (
+    Customer,
+    NotShown,
+    Suggestion,
+    action_value,
+    candidates,
+    product_eligible,
+    product_rule_failure,
+    qualifies_by_value,
+    risk_band,
+    screen_actions,
+    upgrade_value,
+)
+from serving.policy_config import (
+    MAX_SUGGESTIONS,
+    Count,
+    PolicyConfig,
+    PolicyError,
+    PressureEffect,
+    ProductRule,
+    RiskBands,
+    UpgradeValue,
+    Weight,
+    read_policy,
+)
+from serving.vocabulary import (
+    KINDS,
+    NOT_SHOWN_REASONS,
+    PRESSURES,
+    Band,
+    Kind,
+    NotShownReason,
+    Pressure,
+)
 
-from features.values import as_number
-
-if TYPE_CHECKING:
-    from serving.reasons import Reason
-
-Kind = Literal["retention", "upgrade", "cross_sell"]
-KINDS: tuple[str, ...] = ("retention", "upgrade", "cross_sell")
-Band = Literal["low", "medium", "high"]
-Pressure = Literal["low", "normal", "high"]
-PRESSURES = ("low", "normal", "high")
-NotShownReason = Literal[
-    "no_model",
-    "already_held",
-    "not_eligible",
-    "below_min_probability",
-    "churn_gate",
-    "paused_by_declines",
-    "queue_pressure",
-    "cut_by_limit",
-    "closed",
+__all__ = [
+    "KINDS",
+    "MAX_SUGGESTIONS",
+    "NOT_SHOWN_REASONS",
+    "PRESSURES",
+    "Band",
+    "Context",
+    "Count",
+    "Customer",
+    "Kind",
+    "NotShown",
+    "NotShownReason",
+    "PolicyConfig",
+    "PolicyError",
+    "Pressure",
+    "PressureEffect",
+    "ProductRule",
+    "Ranking",
+    "RiskBands",
+    "Suggestion",
+    "UpgradeValue",
+    "Weight",
+    "action_value",
+    "candidates",
+    "collect_declines",
+    "context_weight",
+    "decline_window",
+    "is_control",
+    "paused",
+    "paused_until",
+    "product_eligible",
+    "product_rule_failure",
+    "qualifies_by_value",
+    "rank_actions",
+    "read_policy",
+    "risk_band",
+    "upgrade_value",
 ]
-NOT_SHOWN_REASONS: tuple[str, ...] = NotShownReason.__args__  # type: ignore[attr-defined]
-MAX_SUGGESTIONS = 10
-Weight = Annotated[float, Field(ge=0)]
-Count = Annotated[int, Field(ge=1, le=MAX_SUGGESTIONS)]
-
-
-class RiskBands(BaseModel):
-    """Churn-probability thresholds: at or above ``medium`` is medium risk, at or above ``high`` high."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    medium: float = Field(0.10, gt=0, lt=1, description="lowest churn probability of medium risk")
-    high: float = Field(0.30, gt=0, lt=1, description="lowest churn probability of high risk")
-
-    @model_validator(mode="after")
-    def _ordered(self) -> RiskBands:
-        if self.medium >= self.high:
-            raise ValueError(f"medium ({self.medium}) must be below high ({self.high})")
-        return self
-
-
-class UpgradeValue(BaseModel):
-    """Value of moving a customer up one service tier: the extra yearly value it brings.
-
-    ``value = min(cap, max(floor, gap_to_next_tier, qualified_share x customer value))``
-
-    The gap is what a typical (median) customer of the next tier brings beyond this customer
-    (``batch.inputs.tier_context``; without a tiers table, the distance to the next value
-    tier's threshold). A customer at or near it already brings next-tier value on a lower
-    tier's service: moving them up secures ``qualified_share`` of that value (as retention
-    keeps ``retention_save_rate`` of it), whichever is more. ``cap`` keeps a customer far
-    below the next tier from outranking everything on a small chance; ``floor`` gives every
-    upgrade some worth (the tier's fees and loyalty). A customer who already qualifies by
-    value (gap 0) needs only the offer: their upgrade is offered however unlikely the model
-    finds a move on its own (no ``min_probability``), and ``qualified_weight`` multiplies its
-    priority, so they are the strongest upgrade cases, not excluded ones.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    floor: float = Field(50.0, ge=0, description="least value of an upgrade, per year")
-    cap: float = Field(1500.0, gt=0, description="most value of an upgrade, per year")
-    qualified_share: float = Field(
-        0.3,
-        ge=0,
-        le=1,
-        description="share of the customer's own yearly value moving up secures",
-    )
-    qualified_weight: float = Field(
-        2.0,
-        ge=0,
-        description="priority weight of an upgrade for a customer who already qualifies by "
-        "value (gap 0)",
-    )
-
-    @model_validator(mode="after")
-    def _ordered(self) -> UpgradeValue:
-        if self.floor > self.cap:
-            raise ValueError(f"floor ({self.floor}) must not exceed cap ({self.cap})")
-        return self
-
-
-class ProductRule(BaseModel):
-    """When a product may be offered (every condition set must hold)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    excluded: bool = Field(False, description="never offer the product")
-    min_tier_rank: int | None = Field(None, description="lowest service tier rank offered it")
-    requires_products: list[str] = Field(
-        default_factory=list, description="products the customer must already hold"
-    )
-    age_field: str = Field("age", description="profile value the age limits apply to")
-    min_age: float | None = Field(None, description="lowest age; a missing age is not eligible")
-    max_age: float | None = Field(None, description="highest age; a missing age is not eligible")
-
-
-class PressureEffect(BaseModel):
-    """What one queue pressure level does to the list an agent sees."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    suggestions: Count = Field(description="list length when the request asks for none")
-    max_suggestions: Count | None = Field(
-        None, description="most suggestions whatever the request asks (null: as asked)"
-    )
-    min_probability_multiple: float = Field(
-        1.0, gt=0, description="multiple of min_probability a sales offer needs at this pressure"
-    )
-    min_expected_value: float = Field(
-        0.0, ge=0, description="expected value every suggestion needs at this pressure"
-    )
-
-    def length(self, requested: int | None) -> int:
-        """The list's length for a request (``requested`` None: this level's default)."""
-        n = self.suggestions if requested is None else requested
-        return n if self.max_suggestions is None else min(n, self.max_suggestions)
-
-
-def _default_pressure() -> dict[str, PressureEffect]:
-    return {
-        # The agent has time: a longer list, offers down to half the minimum probability.
-        "low": PressureEffect(suggestions=5, min_probability_multiple=0.5),
-        "normal": PressureEffect(suggestions=3),
-        # A busy agent is trusted to skip: one suggestion, and only one worth the time.
-        "high": PressureEffect(suggestions=1, max_suggestions=1, min_expected_value=25.0),
-    }
-
-
-def _default_channels() -> dict[str, dict[str, float]]:
-    return {
-        # A call is where a problem is heard and fixed; a sale often needs papers signed.
-        "phone": {"retention": 1.2, "upgrade": 1.0, "cross_sell": 0.9},
-        # Face to face: papers are signed on the spot, tier benefits can be shown.
-        "branch": {"retention": 1.0, "upgrade": 1.2, "cross_sell": 1.2},
-        # Short and written: a link to an online application works, a save conversation less.
-        "chat": {"retention": 0.9, "upgrade": 0.8, "cross_sell": 1.1},
-        "email": {"retention": 0.8, "upgrade": 0.9, "cross_sell": 1.0},
-        # The nightly file: campaigns choose their own channel, so no channel preference.
-        "batch": {"retention": 1.0, "upgrade": 1.0, "cross_sell": 1.0},
-    }
-
-
-class PolicyConfig(BaseModel):
-    """Every business setting of the policy; validated once at service start-up.
-
-    Money amounts are in the currency of the transactions, per year, like customer value.
-    An action's value (``action_value``): retention ``customer value x retention_save_rate``;
-    upgrade ``UpgradeValue``; cross-sell ``product_margin[product]`` (else
-    ``default_margin``). Its expected value is probability x value.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    risk_bands: RiskBands = Field(default_factory=RiskBands, description="churn risk bands")
-    retention_save_rate: float = Field(
-        0.3,
-        gt=0,
-        le=1,
-        description="share of an at-risk customer's yearly value a successful retention action "
-        "keeps: retention value = customer value x this",
-    )
-    upgrade_value: UpgradeValue = Field(
-        default_factory=UpgradeValue,
-        description="upgrade value = min(cap, max(floor, gap to the next tier's median "
-        "customer, qualified_share x customer value)); qualified_weight on the priority of "
-        "customers who already qualify by value",
-    )
-    product_margin: dict[str, Weight] = Field(
-        default_factory=dict,
-        description="cross-sell value: the yearly margin of a sale, by product",
-    )
-    default_margin: float = Field(
-        100.0, ge=0, description="cross-sell value of products not in product_margin"
-    )
-    min_probability: float = Field(
-        0.02,
-        ge=0,
-        lt=1,
-        description="a sales offer less likely than this is not worth the time (times the "
-        "queue pressure's min_probability_multiple)",
-    )
-    product_rules: dict[str, ProductRule] = Field(
-        default_factory=dict, description="eligibility rules by product"
-    )
-    decline_limit: int = Field(
-        2, ge=1, description="customer declines within the window that pause an action"
-    )
-    decline_window_days: int = Field(
-        30,
-        ge=1,
-        description="days a decline counts for, back from the decision time (the request for "
-        "the service, the run for the nightly batch)",
-    )
-    queue_pressure: dict[Pressure, PressureEffect] = Field(
-        default_factory=_default_pressure,
-        description="effect of each queue pressure level: list length, minimum probability "
-        "and expected value",
-    )
-    channel_weights: dict[str, Weight | dict[Kind, Weight]] = Field(
-        default_factory=_default_channels,
-        description="priority weight by channel, then action kind (a number: every kind; "
-        "unlisted: 1)",
-    )
-    call_reason_weights: dict[str, dict[Kind, Weight]] = Field(
-        default_factory=lambda: {
-            "complaint": {"retention": 1.5, "upgrade": 0.5, "cross_sell": 0.5}
-        },
-        description="priority weight by call reason, then action kind (unlisted: 1)",
-    )
-    levers: dict[str, Weight] = Field(
-        default_factory=dict,
-        description="business lever by action key: retention, upgrade or a product (unlisted: 1; 0 switches the action off)",
-    )
-    control_share: float = Field(
-        0.05, ge=0, le=0.5, description="share of decisions in the control group (no model ranking)"
-    )
-    contact_cost: float = Field(
-        25.0,
-        ge=0,
-        description="cost of making one offer (agent time, incentive): training's profit "
-        "curve of every model subtracts it per customer reached",
-    )
-    winback_days: int = Field(
-        365,
-        ge=0,
-        le=3650,
-        description="customers who closed within this many days keep their card in the online "
-        "store, so a win-back call finds them (0: none)",
-    )
-    winback_rate: float | None = Field(
-        None,
-        gt=0,
-        le=1,
-        description="offer a closed customer a win_back action (kind retention) with this "
-        "chance of success, worth their last value x retention_save_rate; none: no offer",
-    )
-
-    @model_validator(mode="before")
-    @classmethod
-    def _pressure_levels(cls, data: Any) -> Any:
-        """Levels of ``queue_pressure`` given in part keep the defaults of the rest.
-
-        ``high_pressure_min_expected_value`` (earlier policy files) sets the high level's bar.
-        """
-        if not isinstance(data, dict):
-            return data
-        data = dict(data)
-        given = {k: _as_dict(v) for k, v in (data.get("queue_pressure") or {}).items()}
-        if "high_pressure_min_expected_value" in data:
-            bar = data.pop("high_pressure_min_expected_value")
-            given["high"] = {**given.get("high", {}), "min_expected_value": bar}
-        levels = {k: v.model_dump() for k, v in _default_pressure().items()}
-        for level, effect in given.items():
-            levels[level] = {**levels.get(level, {}), **effect}
-        data["queue_pressure"] = levels
-        return data
-
-    @model_validator(mode="after")
-    def _every_pressure(self) -> PolicyConfig:
-        missing = [p for p in PRESSURES if p not in self.queue_pressure]
-        if missing:
-            raise ValueError(f"queue_pressure needs every level; missing {missing}")
-        return self
-
-
-class PolicyError(ValueError):
-    """A policy file that is missing or not a valid policy; the message says which and why."""
-
-
-def read_policy(path: Path | None) -> PolicyConfig:
-    """The policy settings of a YAML file (the defaults without one).
-
-    Raises:
-        PolicyError: the file is missing, not YAML, or not a valid policy.
-    """
-    if path is None:
-        return PolicyConfig()
-    try:
-        data = yaml.safe_load(Path(path).read_text()) or {}
-        return PolicyConfig.model_validate(data)
-    except (OSError, yaml.YAMLError, ValidationError) as err:
-        raise PolicyError(f"policy file {path}: {err}") from None
-
-
-@dataclass(frozen=True)
-class Customer:
-    """What the policy knows of a customer (from the online store or the scores table).
-
-    ``probabilities`` maps target keys (``churn``, ``upgrade``, ``cross_sell_<slug>``) to
-    calibrated probabilities; a missing or NaN one means no model (churn: treated as low risk).
-    """
-
-    customer_id: str
-    tier: str | None
-    tier_rank: int | None
-    next_tier: str | None
-    value: float
-    probabilities: Mapping[str, float]
-    held: frozenset[str] = frozenset()
-    profile: Mapping[str, Any] = field(default_factory=dict)
-    gap_to_next_tier: float | None = None
-    closed_date: date | None = None  # set: the relationship has ended (a win-back call)
 
 
 @dataclass(frozen=True)
@@ -357,45 +125,6 @@ class Context:
 
 
 @dataclass(frozen=True)
-class Suggestion:
-    """An action worth showing: ``action`` is its key (``retention``, ``upgrade`` or the product).
-
-    The one type of a suggestion from eligibility to the response: ``candidates`` gives its
-    value and expected value (priority = expected value), ``rank_actions`` its weighed
-    priority and rank, ``serving.suggest`` its id, reasons and talking points.
-    """
-
-    kind: Kind
-    action: str
-    target: str
-    product: str | None
-    probability: float
-    value: float
-    expected_value: float
-    priority: float
-    rank: int = 0
-    suggestion_id: str = ""
-    reasons: tuple[Reason, ...] = ()
-    talking_points: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class NotShown:
-    """An action considered and not shown, with the first rule that held it back.
-
-    ``detail`` says it in words with the numbers; ``until`` is when a pause by declines ends.
-    """
-
-    kind: Kind
-    action: str
-    product: str | None
-    reason: NotShownReason
-    detail: str
-    probability: float | None = None
-    until: datetime | None = None
-
-
-@dataclass(frozen=True)
 class Ranking:
     """A decision: suggestions in order, what was not shown and why, and its inputs."""
 
@@ -404,82 +133,6 @@ class Ranking:
     risk_band: Band
     eligible: tuple[str, ...]  # action keys after eligibility, churn gate and contact policy
     not_shown: tuple[NotShown, ...] = ()
-
-
-def risk_band(p: float | None, config: PolicyConfig) -> Band:
-    """The churn risk band of a probability (None or NaN: low, as without a churn model)."""
-    p = _probability(p)
-    if p is None or p < config.risk_bands.medium:
-        return "low"
-    return "high" if p >= config.risk_bands.high else "medium"
-
-
-def upgrade_value(customer: Customer, config: PolicyConfig) -> float:
-    """Yearly value of moving the customer up a tier (see ``UpgradeValue``)."""
-    rule = config.upgrade_value
-    gap = max(as_number(customer.gap_to_next_tier) or 0.0, 0.0)
-    secured = rule.qualified_share * max(customer.value, 0.0)
-    return min(rule.cap, max(rule.floor, gap, secured))
-
-
-def qualifies_by_value(customer: Customer) -> bool:
-    """Whether the customer's value already meets the next tier's (a known gap of 0)."""
-    gap = as_number(customer.gap_to_next_tier)
-    return customer.next_tier is not None and gap is not None and gap <= 0
-
-
-def action_value(kind: Kind, action: str, customer: Customer, config: PolicyConfig) -> float:
-    """Yearly value of an action's success (see ``PolicyConfig``)."""
-    if kind == "retention":
-        return customer.value * config.retention_save_rate
-    if kind == "upgrade":
-        return upgrade_value(customer, config)
-    return config.product_margin.get(action, config.default_margin)
-
-
-def product_rule_failure(product: str, customer: Customer, config: PolicyConfig) -> str | None:
-    """The product rule that withholds ``product`` from the customer, in words; None if none."""
-    rule = config.product_rules.get(product)
-    if rule is None:
-        return None
-    if rule.excluded:
-        return f"product rule {product}.excluded: never offered"
-    missing = sorted(set(rule.requires_products) - customer.held)
-    if missing:
-        return f"product rule {product}.requires_products: does not hold {', '.join(missing)}"
-    if rule.min_tier_rank is not None and (
-        customer.tier_rank is None or customer.tier_rank < rule.min_tier_rank
-    ):
-        return (
-            f"product rule {product}.min_tier_rank {rule.min_tier_rank}: "
-            f"tier rank {customer.tier_rank}"
-        )
-    if rule.min_age is None and rule.max_age is None:
-        return None
-    age = as_number(customer.profile.get(rule.age_field))
-    if age is None:
-        return f"product rule {product}: {rule.age_field} unknown"
-    if rule.min_age is not None and age < rule.min_age:
-        return f"product rule {product}.min_age {rule.min_age:g}: {rule.age_field} {age:g}"
-    if rule.max_age is not None and age > rule.max_age:
-        return f"product rule {product}.max_age {rule.max_age:g}: {rule.age_field} {age:g}"
-    return None
-
-
-def product_eligible(product: str, customer: Customer, config: PolicyConfig) -> bool:
-    """Whether a product may be offered: not held, and its rule (if any) allows it."""
-    return product not in customer.held and product_rule_failure(product, customer, config) is None
-
-
-def candidates(
-    customer: Customer, config: PolicyConfig, product_by_target: Mapping[str, str]
-) -> list[Suggestion]:
-    """The eligible actions for a customer at normal pressure, before the churn gate and contacts.
-
-    Args:
-        product_by_target: cross-sell target key -> product (a predictor's ``meta["product"]``).
-    """
-    return _screen(customer, config, product_by_target, (), config.min_probability)[0]
 
 
 def decline_window(now: datetime, config: PolicyConfig) -> tuple[datetime, datetime]:
@@ -618,10 +271,32 @@ def rank_actions(
     effect = config.queue_pressure[pressure]
     min_p = config.min_probability * effect.min_probability_multiple
     band = risk_band(customer.probabilities.get("churn"), config)
-    pool, out = _screen(customer, config, product_by_target, known_products, min_p, pressure)
+    pool, out = screen_actions(customer, config, product_by_target, known_products, min_p, pressure)
     if customer.closed_date is not None:
         return _closed(customer, config, pool, out, band, decision_id)
+    kept, held_back = _weigh(pool, customer, context, config, band, declines_by_action, now)
+    control = is_control(decision_id, config.control_share)
+    if control:
+        order = sorted(kept, key=lambda c: _uniform(f"order:{decision_id}", c.action))
+    else:
+        order = sorted(kept, key=lambda c: (-c.priority, c.action))
+    chosen, cut = _cut(order, effect, pressure, max_suggestions)
+    not_shown = (*out, *held_back, *cut)
+    return Ranking(chosen, control, band, tuple(sorted(c.action for c in kept)), not_shown)
+
+
+def _weigh(
+    pool: list[Suggestion],
+    customer: Customer,
+    context: Context,
+    config: PolicyConfig,
+    band: Band,
+    declines_by_action: Mapping[str, Sequence[datetime]],
+    now: datetime,
+) -> tuple[list[Suggestion], list[NotShown]]:
+    """Rules 5-7: the churn gate, the pause by declines, then the weighed priority."""
     kept: list[Suggestion] = []
+    out: list[NotShown] = []
     for c in pool:
         if band == "high" and c.kind != "retention":  # keeping the customer comes first
             out.append(_not_shown(c, "churn_gate", "high churn risk: sales offers yield"))
@@ -641,13 +316,16 @@ def rank_actions(
             out.append(_not_shown(c, "not_eligible", _zero_weight(c, context, config)))
             continue
         kept.append(replace(c, priority=c.expected_value * weight))
-    control = is_control(decision_id, config.control_share)
-    if control:
-        order = sorted(kept, key=lambda c: _uniform(f"order:{decision_id}", c.action))
-    else:
-        order = sorted(kept, key=lambda c: (-c.priority, c.action))
+    return kept, out
+
+
+def _cut(
+    order: list[Suggestion], effect: PressureEffect, pressure: str, max_suggestions: int | None
+) -> tuple[tuple[Suggestion, ...], list[NotShown]]:
+    """Rules 8-9: the expected value the queue pressure asks for, then the list's length."""
     bar = effect.min_expected_value
-    worth = []
+    out: list[NotShown] = []
+    worth: list[Suggestion] = []
     for c in order:
         if c.expected_value < bar:
             detail = f"expected value {c.expected_value:,.2f} below {bar:,.2f} at {pressure} queue pressure"
@@ -663,79 +341,7 @@ def rank_actions(
         else:
             out.append(_not_shown(c, "cut_by_limit", f"ranked {i}; the list holds {length}"))
     chosen = tuple(replace(c, rank=i) for i, c in enumerate(worth[:length], start=1))
-    return Ranking(chosen, control, band, tuple(sorted(c.action for c in kept)), tuple(out))
-
-
-def _screen(
-    customer: Customer,
-    config: PolicyConfig,
-    product_by_target: Mapping[str, str],
-    known_products: Iterable[str],
-    min_p: float,
-    pressure: str = "normal",
-) -> tuple[list[Suggestion], list[NotShown]]:
-    """Eligible actions and the not-shown ones (rules 1-4 of the module), in one pass."""
-    p = customer.probabilities
-    pool: list[Suggestion] = []
-    out: list[NotShown] = []
-
-    def consider(kind: Kind, action: str, target: str, product: str | None, q: float) -> None:
-        lever = config.levers.get(action, 1.0)
-        if lever <= 0:
-            out.append(NotShown(kind, action, product, "not_eligible", f"lever {action} is 0", q))
-            return
-        value = action_value(kind, action, customer, config)
-        if value <= 0 or q <= 0:
-            detail = f"worth nothing: value {value:,.2f}, probability {q:.4f}"
-            out.append(NotShown(kind, action, product, "not_eligible", detail, q))
-            return
-        ev = q * value
-        pool.append(Suggestion(kind, action, target, product, q, value, ev, ev))
-
-    def too_unlikely(kind: Kind, action: str, product: str | None, q: float) -> bool:
-        if q >= min_p:
-            return False
-        detail = f"probability {q:.4f} below the minimum {min_p:.4f} at {pressure} queue pressure"
-        out.append(NotShown(kind, action, product, "below_min_probability", detail, q))
-        return True
-
-    churn = _probability(p.get("churn"))
-    if churn is None:
-        out.append(NotShown("retention", "retention", None, "no_model", "no churn model"))
-    elif risk_band(churn, config) == "low":
-        detail = (
-            f"retention needs medium or high churn risk: probability {churn:.4f} "
-            f"below {config.risk_bands.medium:g}"
-        )
-        out.append(NotShown("retention", "retention", None, "not_eligible", detail, churn))
-    else:
-        consider("retention", "retention", "churn", None, churn)
-    up = _probability(p.get("upgrade"))
-    if up is None:
-        out.append(NotShown("upgrade", "upgrade", None, "no_model", "no upgrade model"))
-    elif customer.next_tier is None:
-        out.append(
-            NotShown("upgrade", "upgrade", None, "not_eligible", "top tier: no tier above", up)
-        )
-    elif qualifies_by_value(customer) or not too_unlikely("upgrade", "upgrade", None, up):
-        consider("upgrade", "upgrade", "upgrade", None, up)  # qualifying: worth asking anyway
-    modelled = {product: target for target, product in product_by_target.items()}
-    for product in sorted(set(modelled) | set(known_products)):
-        if product in customer.held:
-            out.append(NotShown("cross_sell", product, product, "already_held", "already held"))
-            continue
-        target = modelled.get(product)
-        q = None if target is None else _probability(p.get(target))
-        if q is None:
-            detail = f"no cross-sell model for {product}" if target is None else "no probability"
-            out.append(NotShown("cross_sell", product, product, "no_model", detail))
-            continue
-        failure = product_rule_failure(product, customer, config)
-        if failure is not None:
-            out.append(NotShown("cross_sell", product, product, "not_eligible", failure, q))
-        elif not too_unlikely("cross_sell", product, product, q):
-            consider("cross_sell", product, target, product, q)
-    return pool, out
+    return chosen, out
 
 
 def _not_shown(
@@ -757,15 +363,6 @@ def _zero_weight(c: Suggestion, context: Context, config: PolicyConfig) -> str:
     return "upgrade_value.qualified_weight is 0"
 
 
-def _as_dict(value: Any) -> dict:
-    return value.model_dump() if isinstance(value, BaseModel) else dict(value)
-
-
 def _uniform(salt: str, key: str) -> float:
     digest = hashlib.sha256(f"{salt}:{key}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64
-
-
-def _probability(value: Any) -> float | None:
-    v = as_number(value)
-    return None if v is None else min(max(v, 0.0), 1.0)

@@ -1,0 +1,39 @@
+"""The words the policy, the HTTP contract, the decision log and monitoring share.
+
+Each is declared once here, as a ``Literal`` type for the schemas and as a tuple of its
+values (in the order the ``Literal`` gives them) for checks and tables. Imports nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+Kind = Literal["retention", "upgrade", "cross_sell"]
+"""An action's kind: keeping the customer, moving them up a tier, or selling a product."""
+KINDS: tuple[str, ...] = get_args(Kind)
+
+Band = Literal["low", "medium", "high"]
+"""A churn risk band (``RiskBands`` sets the thresholds)."""
+
+Pressure = Literal["low", "normal", "high"]
+"""How busy the contact queue is (``PressureEffect`` says what each level does)."""
+PRESSURES: tuple[str, ...] = get_args(Pressure)
+
+NotShownReason = Literal[
+    "no_model",
+    "already_held",
+    "not_eligible",
+    "below_min_probability",
+    "churn_gate",
+    "paused_by_declines",
+    "queue_pressure",
+    "cut_by_limit",
+    "closed",
+]
+"""The first rule that held an action back (``serving.policy``, rules 1-9)."""
+NOT_SHOWN_REASONS: tuple[str, ...] = get_args(NotShownReason)
+
+Response = Literal["accepted", "declined", "skipped", "not_shown"]
+"""Feedback on one suggestion: accepted or declined by the customer, skipped by the agent
+(never counts against the offer), not_shown when the agent did not present it."""
+RESPONSES: tuple[str, ...] = get_args(Response)
