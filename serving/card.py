@@ -134,22 +134,7 @@ def customer_card(
             active_months_12m=as_number(features.get("active_months_12m")),
             engagement_30d=as_number(features.get("engagement_30d")),
         ),
-        performance=Performance(
-            value=as_number(context.get("value")) or 0.0,
-            value_trend=[
-                as_number(history.get(f"spend_month_{m}")) or 0.0 for m in range(MONTHS, 0, -1)
-            ],
-            value_tier=context.get("value_tier"),
-            tier=context.get("tier"),
-            tier_reason=context.get("tier_reason"),
-            next_tier=context.get("next_tier"),
-            gap_to_next_tier=as_number(context.get("gap_to_next_tier")),
-            tier_history=[
-                TierChange(date=day, tier=str(history[f"tier_change_{i}_tier"]))
-                for i in range(1, TIER_CHANGES + 1)
-                if (day := as_date(history.get(f"tier_change_{i}_date"))) is not None
-            ],
-        ),
+        performance=_performance(history, context),
         transactions=_transactions(history),
         satisfaction=Satisfaction(
             last_score=as_number(features.get("satisfaction_last_365d")),
@@ -164,6 +149,25 @@ def customer_card(
                 monthly_fee=as_number(features.get(f"fee_{slug}")),
             )
             for product, slug in slugs(sorted(held)).items()
+        ],
+    )
+
+
+def _performance(history: Mapping[str, Any], context: Mapping[str, Any]) -> Performance:
+    return Performance(
+        value=as_number(context.get("value")) or 0.0,
+        value_trend=[
+            as_number(history.get(f"spend_month_{m}")) or 0.0 for m in range(MONTHS, 0, -1)
+        ],
+        value_tier=context.get("value_tier"),
+        tier=context.get("tier"),
+        tier_reason=context.get("tier_reason"),
+        next_tier=context.get("next_tier"),
+        gap_to_next_tier=as_number(context.get("gap_to_next_tier")),
+        tier_history=[
+            TierChange(date=day, tier=str(history[f"tier_change_{i}_tier"]))
+            for i in range(1, TIER_CHANGES + 1)
+            if (day := as_date(history.get(f"tier_change_{i}_date"))) is not None
         ],
     )
 

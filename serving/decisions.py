@@ -7,7 +7,9 @@ beside it, in ``decision_not_shown``, every action considered and not shown with
 is created on open, and their decisions simply have no not-shown list).
 Feedback rows reference a decision and one of its suggestions; a unique key on
 ``(decision_id, suggestion_id)`` makes a retried feedback call find its first row instead
-of adding a second. The contact policy reads the customer's declines back (``declines``).
+of adding a second. The contact policy reads the customer's declines back (``declines``,
+``all_declines`` for the nightly batch); reports read the whole log (``read_decision_log``).
+This module is the only one that reads or writes the decision tables.
 
 Durability: feedback is committed with ``synchronous=FULL`` (PostgreSQL
 ``synchronous_commit=on``) before it is acknowledged. Decisions are written through a second
@@ -23,20 +25,18 @@ import datetime as dt
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from serving.policy import collect_declines
-from serving.store import open_engine
+from serving.store import StoreMissingError, open_engine
+from serving.vocabulary import RESPONSES
 
 if TYPE_CHECKING:
     from serving.policy import Context
     from serving.suggest import Decision
-
-Response = Literal["accepted", "declined", "skipped", "not_shown"]
-RESPONSES: tuple[str, ...] = ("accepted", "declined", "skipped", "not_shown")
 
 _META = sa.MetaData()
 decisions_table = sa.Table(
@@ -68,7 +68,7 @@ feedback_table = sa.Table(
     sa.Column("created_at", sa.DateTime, nullable=False),  # UTC, naive
     sa.UniqueConstraint("decision_id", "suggestion_id", name="uq_feedback_suggestion"),
     sa.CheckConstraint(
-        "response IN ('accepted', 'declined', 'skipped', 'not_shown')", name="ck_feedback_response"
+        f"response IN ({', '.join(repr(r) for r in RESPONSES)})", name="ck_feedback_response"
     ),
     sa.Index("ix_feedback_customer", "customer_id", "response", "created_at"),
 )
@@ -91,12 +91,23 @@ _GET_DECISION = (
     .select_from(decisions_table.outerjoin(not_shown_table))
     .where(decisions_table.c.decision_id == sa.bindparam("decision_id"))
 )
+_DECLINED = feedback_table.c.response == "declined"
 _DECLINES = sa.select(
     feedback_table.c.action, feedback_table.c.response, feedback_table.c.created_at
 ).where(
     feedback_table.c.customer_id == sa.bindparam("customer_id"),
-    feedback_table.c.response == "declined",
+    _DECLINED,
     feedback_table.c.created_at >= sa.bindparam("since"),
+)
+_ALL_DECLINES = sa.select(
+    feedback_table.c.customer_id,
+    feedback_table.c.action,
+    feedback_table.c.response,
+    feedback_table.c.created_at,
+).where(
+    _DECLINED,
+    feedback_table.c.created_at >= sa.bindparam("since"),
+    feedback_table.c.created_at <= sa.bindparam("until"),
 )
 
 
@@ -225,44 +236,21 @@ class DecisionLog:
             raise ValueError(f"response must be one of {RESPONSES}, got {response!r}")
         created_at = _naive_utc(now or dt.datetime.now(dt.UTC))
         with self._durable.begin() as conn:
-            row = conn.execute(
-                sa.select(decisions_table.c.customer_id, decisions_table.c.suggestions).where(
-                    decisions_table.c.decision_id == decision_id
-                )
-            ).first()
-            if row is None:
-                raise UnknownDecisionError(f"no decision {decision_id!r}")
-            shown = {s["suggestion_id"]: s for s in json.loads(row.suggestions)}
-            if suggestion_id not in shown:
-                raise UnknownSuggestionError(
-                    f"suggestion {suggestion_id!r} is not part of decision {decision_id!r}"
-                )
+            customer_id, shown = _shown_suggestion(conn, decision_id, suggestion_id)
             record = FeedbackRecord(
                 decision_id=decision_id,
                 suggestion_id=suggestion_id,
                 response=response,
                 agent_id=agent_id,
                 created_at=created_at,
-                customer_id=row.customer_id,
-                action=str(shown[suggestion_id].get("action", "")),
-                kind=str(shown[suggestion_id].get("kind", "")),
+                customer_id=customer_id,
+                action=str(shown.get("action", "")),
+                kind=str(shown.get("kind", "")),
                 note=note,
             )
             try:
                 with conn.begin_nested():
-                    conn.execute(
-                        sa.insert(feedback_table).values(
-                            decision_id=record.decision_id,
-                            suggestion_id=record.suggestion_id,
-                            customer_id=record.customer_id,
-                            action=record.action,
-                            kind=record.kind,
-                            response=record.response,
-                            agent_id=record.agent_id,
-                            note=record.note,
-                            created_at=record.created_at,
-                        )
-                    )
+                    conn.execute(sa.insert(feedback_table).values(**record.__dict__))
             except IntegrityError:  # the unique key: this suggestion has feedback already
                 existing = feedback_record(
                     conn.execute(
@@ -302,18 +290,9 @@ class DecisionLog:
         self, since: dt.datetime, until: dt.datetime
     ) -> dict[str, dict[str, list[dt.datetime]]]:
         """Customer -> action -> decline times (UTC) within [since, until], for batch runs."""
-        query = sa.select(
-            feedback_table.c.customer_id,
-            feedback_table.c.action,
-            feedback_table.c.response,
-            feedback_table.c.created_at,
-        ).where(
-            feedback_table.c.response == "declined",
-            feedback_table.c.created_at >= _naive_utc(since),
-            feedback_table.c.created_at <= _naive_utc(until),
-        )
+        window = {"since": _naive_utc(since), "until": _naive_utc(until)}
         with self._log.connect() as conn:
-            rows = conn.execute(query).all()
+            rows = conn.execute(_ALL_DECLINES, window).all()
         by_customer: dict[str, list[tuple[str, str, dt.datetime]]] = {}
         for customer_id, action, response, at in rows:
             by_customer.setdefault(customer_id, []).append((action, response, _utc(at)))
@@ -330,6 +309,42 @@ class DecisionLog:
     def close(self) -> None:
         self._log.dispose()
         self._durable.dispose()
+
+
+def read_decision_log(
+    url: str, until: dt.date | None = None
+) -> tuple[list[DecisionRecord], list[FeedbackRecord]] | None:
+    """Every decision made on store data as of ``until`` or earlier, and their feedback.
+
+    For reports (``monitoring``): decisions oldest first, feedback in the order recorded;
+    decisions without a store date count as well. The not-shown lists are not read (a log
+    from before they were kept has no table for them). Opens the log read-only and never
+    creates anything: a missing SQLite file or missing tables give None.
+    """
+    try:
+        engine = open_engine(url, create=False, begin=None)
+    except StoreMissingError:
+        return None
+    try:
+        inspector = sa.inspect(engine)
+        if not (inspector.has_table("decisions") and inspector.has_table("feedback")):
+            return None
+        query = sa.select(decisions_table)
+        if until is not None:
+            query = query.where(
+                sa.or_(decisions_table.c.as_of.is_(None), decisions_table.c.as_of <= until)
+            )
+        with engine.connect() as conn:
+            decision_rows = conn.execute(query.order_by(decisions_table.c.created_at)).all()
+            feedback_rows = conn.execute(
+                sa.select(feedback_table).order_by(feedback_table.c.feedback_id)
+            ).all()
+    finally:
+        engine.dispose()
+    decisions = [decision_record(r) for r in decision_rows]
+    kept = {d.decision_id for d in decisions}
+    feedback = [feedback_record(r) for r in feedback_rows if r.decision_id in kept]
+    return decisions, feedback
 
 
 def record_of(decision: Decision, context: Context, now: dt.datetime) -> DecisionRecord:
@@ -408,6 +423,30 @@ def feedback_record(row) -> FeedbackRecord:
         kind=row.kind,
         note=row.note,
     )
+
+
+def _shown_suggestion(
+    conn: sa.Connection, decision_id: str, suggestion_id: str
+) -> tuple[str, Mapping[str, Any]]:
+    """The decision's customer and the suggestion as logged, for feedback on it.
+
+    Raises:
+        UnknownDecisionError: no decision has ``decision_id``.
+        UnknownSuggestionError: the decision did not show ``suggestion_id``.
+    """
+    row = conn.execute(
+        sa.select(decisions_table.c.customer_id, decisions_table.c.suggestions).where(
+            decisions_table.c.decision_id == decision_id
+        )
+    ).first()
+    if row is None:
+        raise UnknownDecisionError(f"no decision {decision_id!r}")
+    shown = {s["suggestion_id"]: s for s in json.loads(row.suggestions)}
+    if suggestion_id not in shown:
+        raise UnknownSuggestionError(
+            f"suggestion {suggestion_id!r} is not part of decision {decision_id!r}"
+        )
+    return row.customer_id, shown[suggestion_id]
 
 
 def _aware(record: FeedbackRecord) -> FeedbackRecord:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from features.catalogue import Feature, render_reason, slug
-from features.values import as_date, as_number
+from features.values import as_date, as_number, as_text
 from models.model import Predictor
 
 MAX_POINTS = 3
@@ -293,11 +293,11 @@ def _transaction_point(history: Mapping[str, Any], as_of: date) -> str:
     amount = as_number(history.get("last_transaction_amount"))
     what = "Last refund" if amount is not None and amount < 0 else "Last purchase"
     product = history.get("last_transaction_product")
-    parts = [_words(product) if _present(product) else "a transaction"]
+    parts = [_words(product) if _named(product) else "a transaction"]
     if amount is not None:
         parts[0] += f" ({abs(amount):,.2f})"
     channel = history.get("last_transaction_channel")
-    if _present(channel):
+    if _named(channel):
         parts.append(CHANNEL_PHRASES.get(str(channel).lower(), f"via {_words(channel)}"))
     return f"{what}: {' '.join(parts)}, {_ago((as_of - last).days)}"
 
@@ -325,8 +325,9 @@ def _add_years(d: date, years: int) -> date:
         return d.replace(year=d.year + years, day=28)
 
 
-def _present(value: Any) -> bool:
-    return value is not None and value == value and str(value).strip() != ""
+def _named(value: Any) -> bool:
+    """Whether a value is present (``features.values.present``) and not blank text."""
+    return bool((as_text(value) or "").strip())
 
 
 def _words(text: Any) -> str:

@@ -115,32 +115,7 @@ def open_engine(
     parsed = sa.engine.make_url(url)
     backend = parsed.get_backend_name()
     if backend == "sqlite":
-        path = parsed.database
-        if path and path != ":memory:":
-            if create:
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
-            elif not Path(path).exists():
-                raise StoreMissingError(f"no database file at {path}")
-        engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
-
-        @sa.event.listens_for(engine, "connect")
-        def _sqlite_connect(dbapi_connection, _record) -> None:
-            # sqlite3's own transaction handling skips BEGIN before DDL, which would make the
-            # table swap non-atomic: SQLAlchemy emits BEGIN itself (see "begin" below).
-            dbapi_connection.isolation_level = None
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute(f"PRAGMA synchronous={synchronous}")
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.close()
-
-        if begin is not None:
-
-            @sa.event.listens_for(engine, "begin")
-            def _sqlite_begin(connection) -> None:
-                connection.exec_driver_sql(begin)
-
-        return engine
+        return _sqlite_engine(url, parsed.database, synchronous, create, begin)
     options = {"isolation_level": "AUTOCOMMIT"} if begin is None else {}
     engine = sa.create_engine(url, pool_pre_ping=True, **options)
     if backend == "postgresql":
@@ -152,6 +127,37 @@ def open_engine(
             cursor.execute(f"SET synchronous_commit TO {setting}")
             cursor.close()
             dbapi_connection.commit()
+
+    return engine
+
+
+def _sqlite_engine(
+    url: str, path: str | None, synchronous: Synchronous, create: bool, begin: Begin
+) -> sa.Engine:
+    """``open_engine`` for SQLite: the file's folder, WAL, the pragmas and how to begin."""
+    if path and path != ":memory:":
+        if create:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        elif not Path(path).exists():
+            raise StoreMissingError(f"no database file at {path}")
+    engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+    @sa.event.listens_for(engine, "connect")
+    def _sqlite_connect(dbapi_connection, _record) -> None:
+        # sqlite3's own transaction handling skips BEGIN before DDL, which would make the
+        # table swap non-atomic: SQLAlchemy emits BEGIN itself (see "begin" below).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    if begin is not None:
+
+        @sa.event.listens_for(engine, "begin")
+        def _sqlite_begin(connection) -> None:
+            connection.exec_driver_sql(begin)
 
     return engine
 
@@ -221,14 +227,14 @@ class OnlineStore:
         with self.engine.connect() as conn:
             if not sa.inspect(conn).has_table(META_TABLE):
                 raise StoreMissingError(
-                    f"the online store at {_safe(self.url)} was never built: run "
+                    f"the online store at {safe_url(self.url)} was never built: run "
                     "`tierwise materialize` or `tierwise score`"
                 )
             value = conn.execute(
                 sa.select(_meta_table.c.value).where(_meta_table.c.name == "info")
             ).scalar()
         if value is None:
-            raise StoreMissingError(f"the online store at {_safe(self.url)} has no refresh yet")
+            raise StoreMissingError(f"the online store at {safe_url(self.url)} has no refresh yet")
         return StoreInfo.from_json(value)
 
     def get(self, customer_id: str) -> StoredCustomer | None:
@@ -317,6 +323,6 @@ class OnlineStore:
         self.engine.dispose()
 
 
-def _safe(url: str) -> str:
-    """A URL without its password, for messages."""
+def safe_url(url: str) -> str:
+    """A database URL without its password, for messages and reports."""
     return sa.engine.make_url(url).render_as_string(hide_password=True)

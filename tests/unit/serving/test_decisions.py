@@ -12,6 +12,7 @@ from serving.decisions import (
     FeedbackConflictError,
     UnknownDecisionError,
     UnknownSuggestionError,
+    read_decision_log,
 )
 
 NOW = dt.datetime(2026, 7, 1, 9, 30, tzinfo=dt.UTC)
@@ -176,3 +177,30 @@ def test_a_decision_log_from_before_not_shown_stays_readable(tmp_path):
     # And new decisions keep theirs
     log.record(make_decision(not_shown=NOT_SHOWN))
     assert log.get("d1").not_shown == NOT_SHOWN
+
+
+def test_a_missing_decision_log_reads_as_none_and_is_not_created(tmp_path):
+    path = tmp_path / "decisions.db"
+    assert read_decision_log(f"sqlite:///{path}") is None
+    assert not path.exists(), "a report only reads the decision log"
+
+
+def test_a_report_reads_the_decisions_up_to_a_store_date_with_their_feedback(tmp_path):
+    # Given decisions on two store dates, one without a date, and feedback on two of them
+    url = f"sqlite:///{tmp_path / 'decisions.db'}"
+    log = DecisionLog(url)
+    log.record(make_decision("d1", as_of=dt.date(2026, 5, 31)))
+    log.record(make_decision("d2", created_at=NOW + dt.timedelta(hours=1)))
+    log.record(make_decision("d3", created_at=NOW - dt.timedelta(hours=1), as_of=None))
+    log.add_feedback("d2", "d2-c", "declined", "a1", now=NOW)
+    log.add_feedback("d1", "d1-r", "accepted", "a1", now=NOW)
+    log.close()
+    # When a report reads the log as of the earlier store date
+    decisions, feedback = read_decision_log(url, until=dt.date(2026, 5, 31))
+    # Then it gets the decisions made on that date or without one, oldest first
+    assert [d.decision_id for d in decisions] == ["d3", "d1"], "d2 used later store data"
+    assert [(f.decision_id, f.response) for f in feedback] == [("d1", "accepted")], (
+        "only the feedback of the decisions read"
+    )
+    everything, _ = read_decision_log(url)
+    assert [d.decision_id for d in everything] == ["d3", "d1", "d2"]
