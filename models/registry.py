@@ -22,8 +22,14 @@ CHAMPION, CHALLENGER = "champion", "challenger"
 SPEC_FILE = "feature_spec.json"
 SETTINGS_FILE = "dataset_settings.json"  # the DatasetSettings the model was trained under
 PROFILE_FILE = "feature_profile.json"
-HOLDOUT_DIR = "holdout"  # <target>.parquet: held-out feature rows plus the LABEL column
+# <target>.parquet: held-out feature rows plus the LABEL, AS_OF and HELD_OUT_SCORE columns
+HOLDOUT_DIR = "holdout"
 LABEL = "__label__"
+AS_OF = "__as_of__"  # the rows' snapshot date
+# The calibrated probability of the run's evaluation model, fitted without these rows. The
+# registered model is refit on every row, these included, so its own scores on them are
+# in-sample: the gate and monitoring read this column instead.
+HELD_OUT_SCORE = "__held_out_score__"
 
 
 def model_name(target: str) -> str:

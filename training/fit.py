@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 
 import lightgbm as lgb
@@ -140,11 +139,3 @@ def fit_baseline(x_train: pd.DataFrame, y_train: np.ndarray, seed: int):
         LogisticRegression(max_iter=2000, random_state=seed),
     )
     return model.fit(x_train.to_numpy(dtype=float), y_train)
-
-
-def date_strings(values: pd.Series) -> list[str]:
-    return sorted({(v.date() if isinstance(v, pd.Timestamp) else v).isoformat() for v in values})
-
-
-def as_dates(values: list[str]) -> list[dt.date]:
-    return [dt.date.fromisoformat(v) for v in values]

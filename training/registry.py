@@ -16,9 +16,12 @@ import pandas as pd
 from pydantic import BaseModel, Field
 
 import models.pyfunc
+from models.model import Predictor
 from models.registry import (
+    AS_OF,
     CHALLENGER,
     CHAMPION,
+    HELD_OUT_SCORE,
     HOLDOUT_DIR,
     LABEL,
     PREFIX,
@@ -214,7 +217,12 @@ def _decide(mlflow_client, uri: str, name: str, force: bool, tol: Tolerances) ->
     candidate = load_version(uri, name, new)
     holdout = _holdout(candidate.run_id, candidate.predictor.target)
     y = holdout.pop(LABEL).to_numpy()
-    figures = score_metrics(y, candidate.predictor.predict_frame(holdout))
+    dates = holdout.pop(AS_OF) if AS_OF in holdout else None
+    if HELD_OUT_SCORE in holdout:  # the registered model was refit on these rows too
+        scores = holdout.pop(HELD_OUT_SCORE).to_numpy(dtype=float)
+    else:
+        scores = candidate.predictor.predict_frame(holdout)
+    figures = score_metrics(y, scores)
     decision = PromotionDecision(
         name,
         old,
@@ -230,8 +238,7 @@ def _decide(mlflow_client, uri: str, name: str, force: bool, tol: Tolerances) ->
         target=candidate.predictor.target,
     )
     if old is not None:
-        previous = load_version(uri, name, old).predictor.predict_frame(holdout)
-        base = score_metrics(y, previous)
+        base = _champion_figures(load_version(uri, name, old).predictor, holdout, y, dates)
         decision.champion_roc_auc, decision.champion_ece = base["roc_auc"], base["ece"]
     failures = _failures(decision, tol)
     decision.promoted = force or not failures
@@ -249,6 +256,23 @@ def _decide(mlflow_client, uri: str, name: str, force: bool, tol: Tolerances) ->
     if decision.promoted:
         mlflow_client.set_registered_model_alias(name, CHAMPION, new)
     return decision
+
+
+def _champion_figures(
+    champion: Predictor, holdout: pd.DataFrame, y: np.ndarray, dates: pd.Series | None
+) -> dict[str, float]:
+    """The champion's ROC AUC and ECE to set beside the challenger's held-out ones.
+
+    Scored on the challenger's held-out rows, unless the champion was refit on rows of
+    those dates (``trained_through``; a retrain on the same data): its scores there would
+    be in-sample, so its own run's held-out figures stand in, which on the same data are
+    the same rows.
+    """
+    through = champion.meta.get("trained_through")
+    if through and dates is not None and str(pd.Timestamp(dates.min()).date()) <= through:
+        recorded = champion.meta.get("metrics", {})
+        return {m: float(recorded.get(m, math.nan)) for m in ("roc_auc", "ece")}
+    return score_metrics(y, champion.predict_frame(holdout))
 
 
 def _failures(d: PromotionDecision, tol: Tolerances) -> list[str]:

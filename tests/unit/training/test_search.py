@@ -8,7 +8,7 @@ import pytest
 
 from training.fit import split_rows
 from training.search import default_candidates
-from training.train import FittedTarget, TargetTask, TrainingConfig, fit_target
+from training.target import FittedTarget, TargetTask, TrainingConfig, fit_target
 
 FEATURES = ["recency", "frequency", "monetary", "tenure", "noise_a", "noise_b", "noise_c"]
 RFM = ["recency", "frequency", "monetary", "tenure"]
@@ -64,7 +64,7 @@ def test_same_rows_and_settings_give_the_same_model_with_the_search_on():
     np.testing.assert_array_equal(first.calibrated, second.calibrated)
 
 
-def test_the_test_half_never_shapes_the_model():
+def test_the_test_half_never_shapes_the_choice_nor_the_figures_model():
     # Given the same base twice, the second with its test rows' features replaced by noise
     frame = linear_base(customers=1500)
     split = split_rows(frame.as_of, frame.churn, 90, seed=0)
@@ -72,11 +72,26 @@ def test_the_test_half_never_shapes_the_model():
     rng = np.random.default_rng(1)
     scrambled.loc[split.test, FEATURES] = rng.normal(size=(int(split.test.sum()), len(FEATURES)))
     a, b = fitted(frame), fitted(scrambled)
-    # Then the winner, booster and calibration are the same; only the reported figures differ
+    # Then the winner, the evaluation booster and the calibration are the same, so the
+    # reported figures judge a model that never saw the test rows...
     assert a.predictor.meta["winner"] == b.predictor.meta["winner"]
-    assert a.predictor.booster.model_to_string() == b.predictor.booster.model_to_string()
+    assert a.evaluated.model_to_string() == b.evaluated.model_to_string()
     assert a.predictor.calibration == b.predictor.calibration
     assert a.metrics["roc_auc"] != b.metrics["roc_auc"]
+    # ...while the registered model, refit on every row, learned from them too
+    assert a.predictor.booster.model_to_string() != b.predictor.booster.model_to_string()
+
+
+def test_the_registered_model_is_refit_on_every_row_unless_told_not_to():
+    frame = linear_base(customers=1500)
+    refit = fitted(frame)
+    assert refit.metrics["shipped_rows"] == len(frame) > refit.metrics["train_rows"]
+    assert refit.predictor.booster.num_trees() == refit.evaluated.num_trees()
+    kept = fitted(frame, refit_all=False)
+    assert kept.metrics["shipped_rows"] == kept.metrics["train_rows"]
+    assert kept.predictor.booster.model_to_string() == kept.evaluated.model_to_string()
+    # the held-out figures are the evaluation model's either way
+    assert kept.metrics["roc_auc"] == refit.metrics["roc_auc"]
 
 
 def test_candidates_left_when_the_budget_runs_out_are_skipped_not_dropped():
