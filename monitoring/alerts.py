@@ -8,7 +8,6 @@ someone when any alert fires (``MonitorResult.exit_code``).
 
 from __future__ import annotations
 
-import math
 import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -16,6 +15,8 @@ from typing import Any
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
+
+from features.values import as_number
 
 Row = Mapping[str, Any]
 
@@ -200,8 +201,5 @@ def _records(frame: pd.DataFrame | None) -> list[Row]:
 
 def _crosses(value: Any, comparison: str, threshold: float) -> bool:
     """Whether a finite ``value`` lies strictly ``above``/``below`` the threshold."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return False
-    return math.isfinite(v) and COMPARISONS[comparison](v, threshold)
+    v = as_number(value)
+    return v is not None and COMPARISONS[comparison](v, threshold)

@@ -18,9 +18,10 @@ import pandas as pd
 from models.metrics import calibration_points, decile_lift, score_metrics
 from models.profile import profile_column, psi
 from serving.decisions import DecisionRecord, FeedbackRecord
+from serving.vocabulary import RESPONSES
 
 NO_RESPONSE = "no_response"
-RESPONSE_COLUMNS = ("accepted", "declined", "skipped", "not_shown", NO_RESPONSE)
+RESPONSE_COLUMNS = (*RESPONSES, NO_RESPONSE)
 Z95 = 1.959963984540054
 SUGGESTION_COLUMNS = (
     "decision_id",
@@ -373,11 +374,9 @@ def control_comparison(rows: pd.DataFrame) -> dict[str, Any]:
 
 
 def finite(values: Any) -> np.ndarray:
-    """The finite numbers among ``values`` (missing, non-numeric and infinite ones dropped)."""
+    """The finite numbers among ``values`` (missing, non-numeric and infinite ones dropped).
+
+    The array form of ``features.values.as_number``: the same rule, for a whole column.
+    """
     array = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype=float, na_value=np.nan)
     return array[np.isfinite(array)]
-
-
-def finite_or(value: Any, default: float) -> float:
-    """``value`` as a float, or ``default`` when it is missing or not finite."""
-    return default if value is None or not math.isfinite(float(value)) else float(value)

@@ -18,8 +18,9 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from features.values import number_or
 from models.profile import bin_labels, compare_shares, psi
-from monitoring.figures import NO_RESPONSE, RESPONSE_COLUMNS, finite_or
+from monitoring.figures import NO_RESPONSE, RESPONSE_COLUMNS
 
 TRAINING_COLOUR, NOW_COLOUR = "#7f8c8d", "#c0392b"
 
@@ -197,13 +198,13 @@ def plot_feedback(by_kind: pd.DataFrame, control: Mapping[str, Any]) -> Figure:
         x = np.arange(2) + (i - 0.5) * 0.4
         err = np.array(
             [
-                [finite_or(v, 0) - finite_or(lo, 0) for v, lo in zip(values, low, strict=True)],
-                [finite_or(h, 0) - finite_or(v, 0) for v, h in zip(values, high, strict=True)],
+                [number_or(v, 0) - number_or(lo, 0) for v, lo in zip(values, low, strict=True)],
+                [number_or(h, 0) - number_or(v, 0) for v, h in zip(values, high, strict=True)],
             ]
         )
         right.bar(
             x,
-            [finite_or(v, 0) for v in values],
+            [number_or(v, 0) for v in values],
             width=0.4,
             yerr=err,
             capsize=4,

@@ -1,8 +1,8 @@
-"""Monitoring readers: what the champions' MLflow runs and the decision log hold.
+"""Monitoring readers: what the champions' MLflow runs hold.
 
-The only monitoring code that reads MLflow and the decision log (the dataset is read by
-``monitoring.sections`` through ``features``). Nothing reads ``training``: what monitoring
-knows of models comes from MLflow; the decision tables come from ``serving.decisions``.
+The only monitoring code that reads MLflow (the dataset is read by ``monitoring.sections``
+through ``features``; the decision log through ``serving.decisions.read_decision_log``, its
+one reader). Nothing reads ``training``: what monitoring knows of models comes from MLflow.
 """
 
 from __future__ import annotations
@@ -17,19 +17,9 @@ from typing import Any
 import mlflow
 import numpy as np
 import pandas as pd
-import sqlalchemy as sa
 
 from models.registry import HOLDOUT_DIR, LABEL, PROFILE_FILE, client
 from models.scoring import ModelSet
-from serving.decisions import (
-    DecisionRecord,
-    FeedbackRecord,
-    decision_record,
-    decisions_table,
-    feedback_record,
-    feedback_table,
-)
-from serving.store import StoreMissingError, open_engine
 
 
 @dataclass
@@ -94,45 +84,6 @@ def training_reference(tracking_uri: str, models: ModelSet) -> TrainingReference
                 reference.holdout_scores = model.predictor.predict_frame(holdout)
             targets[target] = reference
     return TrainingReference(targets, profiles)
-
-
-def read_decision_log(
-    url: str, until: dt.date | None = None
-) -> tuple[list[DecisionRecord], list[FeedbackRecord]] | None:
-    """Decisions (and their feedback) made on store data as of ``until`` or earlier.
-
-    Decisions without a store date count as well. Reads the tables of ``serving.decisions``
-    and never creates anything: a missing SQLite file or missing tables give None.
-    """
-    try:
-        engine = open_engine(url, create=False, begin=None)
-    except StoreMissingError:
-        return None
-    try:
-        inspector = sa.inspect(engine)
-        if not (inspector.has_table("decisions") and inspector.has_table("feedback")):
-            return None
-        query = sa.select(decisions_table)
-        if until is not None:
-            query = query.where(
-                sa.or_(decisions_table.c.as_of.is_(None), decisions_table.c.as_of <= until)
-            )
-        with engine.connect() as conn:
-            decision_rows = conn.execute(query.order_by(decisions_table.c.created_at)).all()
-            feedback_rows = conn.execute(
-                sa.select(feedback_table).order_by(feedback_table.c.feedback_id)
-            ).all()
-    finally:
-        engine.dispose()
-    decisions = [decision_record(r) for r in decision_rows]
-    kept = {d.decision_id for d in decisions}
-    feedback = [feedback_record(r) for r in feedback_rows if r.decision_id in kept]
-    return decisions, feedback
-
-
-def safe_url(url: str) -> str:
-    """The URL without its password, for the report."""
-    return sa.engine.make_url(url).render_as_string(hide_password=True)
 
 
 def _artifact_json(uri: str, run_id: str, path: str, tmp: Path) -> dict | None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,13 +21,10 @@ import pandas as pd
 from features.contract import Dataset
 from features.spine import as_of_dates
 from features.tiers import assign_tiers, tier_names
+from features.values import as_number, months_back
 from models.scoring import ModelSet, load_champions
 from monitoring.alerts import Alert, Thresholds, find_alerts
-from monitoring.readers import (
-    TrainingReference,
-    read_decision_log,
-    training_reference,
-)
+from monitoring.readers import TrainingReference, training_reference
 from monitoring.report import render_html
 from monitoring.sections import (
     Section,
@@ -38,10 +34,9 @@ from monitoring.sections import (
     build_pyramid,
     build_realized_performance,
     build_score_drift,
-    months_back,
     score_dates,
 )
-from serving.decisions import DecisionRecord
+from serving.decisions import DecisionRecord, read_decision_log
 from tierwise.settings import Settings
 
 REALIZED_COLUMNS = [
@@ -208,7 +203,7 @@ def _plain(value: Any) -> Any:
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float):
-        return value if math.isfinite(value) else None
+        return as_number(value)
     if isinstance(value, dt.date | dt.datetime | pd.Timestamp):
         return value.isoformat()
     return value

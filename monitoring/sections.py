@@ -19,6 +19,7 @@ from features.contract import Dataset
 from features.labels import build_labels, label_end
 from features.pipeline import build_features
 from features.tiers import tier_names
+from features.values import months_back, number_or
 from models.scoring import ModelSet, open_holdings, score_frame
 from monitoring import plots
 from monitoring.figures import (
@@ -26,7 +27,6 @@ from monitoring.figures import (
     feature_drift,
     feedback_counts,
     finite,
-    finite_or,
     migration_summary,
     performance,
     score_drift,
@@ -36,8 +36,9 @@ from monitoring.figures import (
     top_share,
     value_curve,
 )
-from monitoring.readers import TargetReference, TrainingReference, safe_url
+from monitoring.readers import TargetReference, TrainingReference
 from serving.decisions import DecisionRecord, FeedbackRecord
+from serving.store import safe_url
 
 
 @dataclass
@@ -71,11 +72,6 @@ def backtest_dates(ds: Dataset, as_of: dt.date, count: int = 3) -> list[dt.date]
     first = ds.con.execute("SELECT min(signup_date) FROM customers").fetchall()[0][0]
     dates = [months_back(end, k) for k in range(count)]
     return sorted(d for d in dates if first is not None and d >= first)
-
-
-def months_back(day: dt.date, months: int) -> dt.date:
-    """The same day ``months`` calendar months earlier, clamped to the month's end."""
-    return (pd.Timestamp(day) - pd.DateOffset(months=months)).date()
 
 
 def score_dates(ds: Dataset, dates: list[dt.date], models: ModelSet) -> Scored:
@@ -133,7 +129,7 @@ def build_feature_drift(
             )
         for name in drift["feature"].head(top):
             plotted.append((profiles[name], now[name], name))
-    rows.sort(key=lambda r: (-finite_or(r["psi"], -1.0), r["feature"]))
+    rows.sort(key=lambda r: (-number_or(r["psi"], -1.0), r["feature"]))
     top_names = {r["feature"] for r in rows[:top]}
     plotted = [p for p in plotted if p[2] in top_names][:top]
     section = Section({"features": rows, "runs_without_profile": missing_runs})

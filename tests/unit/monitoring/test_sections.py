@@ -5,7 +5,8 @@ from __future__ import annotations
 import datetime as dt
 
 from features.contract import load_dataset
-from monitoring.sections import backtest_dates, months_back
+from features.values import months_back
+from monitoring.sections import backtest_dates
 
 
 def test_backtest_dates_end_where_the_horizon_has_passed(make_dataset):
