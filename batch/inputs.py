@@ -31,7 +31,7 @@ from features.history import held_products_sql, history_sql
 from features.pipeline import feature_sql
 from features.spine import register_spine
 from features.sql import literal
-from features.tiers import PYRAMID, TierScheme, next_value_tier, tier_reasons
+from features.tiers import TierScheme, next_value_tier, scheme_of, tier_reasons
 
 HELD = "products_held"
 
@@ -108,7 +108,7 @@ class Population:
     """Population-wide figures a chunk of customers needs for its tier context.
 
     Attributes:
-        scheme: the value tiers the reasons are worded for (``features.tiers.PYRAMID``).
+        scheme: the value tiers the reasons are worded for (the dataset's, ``scheme_of``).
         thresholds: value-tier rank -> the lowest value in that tier (its threshold).
         service_tiers: the dataset's ``tier_order`` when it has a ``tiers`` table, else ().
         medians: service-tier rank -> median customer value in that tier.
@@ -133,7 +133,7 @@ class Population:
         """From the rows of the two ``SQL`` queries (run by either engine)."""
         service = "tiers" in ds.tables
         return cls(
-            scheme=PYRAMID,
+            scheme=scheme_of(ds),  # the dataset's own value tiers, as the SQL uses
             thresholds={int(r): float(v) for r, v in thresholds},
             service_tiers=tuple(ds.tier_order) if service else (),
             medians={int(r): float(v) for r, v in medians} if service else {},

@@ -57,3 +57,19 @@ def test_the_tier_context_of_a_chunk_matches_the_whole_population(make_dataset, 
         expected = assign_tiers(ds, [AS_OF]).set_index("customer_id")["tier_reason"]
         got = dict(zip(inputs["customer_id"], whole["tier_reason"], strict=True))
         assert got == expected.to_dict()
+
+
+def test_the_batch_tier_context_uses_the_datasets_own_value_tiers(make_dataset):
+    # Given a base without a service-tier table, set to the ABC value tiers
+    tables = base_tables()
+    del tables["tiers"]
+    ds = load_dataset(make_dataset(tables, settings={"value_tiers": "abc"}))
+    spec = feature_spec(ds)
+    register_spine(ds, [AS_OF])
+    inputs = ds.con.execute(inputs_sql(ds, spec)).df()
+    context = tier_context(inputs, Population.of(ds, f"({inputs_sql(ds, spec)})"), spec)
+    # Then the batch names the same tiers, with the same reasons, as tiers.py's SQL does
+    expected = assign_tiers(ds, [AS_OF]).set_index("customer_id")
+    assert set(context["value_tier"].dropna()) <= {"A", "B", "C"}, set(context["value_tier"])
+    got = dict(zip(inputs["customer_id"], context["tier_reason"], strict=True))
+    assert got == expected["tier_reason"].to_dict()
