@@ -19,9 +19,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from batch.inputs import HELD, Population, as_float, as_text, held_of, tier_context
+from batch.inputs import HELD, Population, held_of, tier_context
 from features.catalogue import FeatureSpec, feature_index
-from features.values import as_date
+from features.values import as_date, as_number, as_text
 from models.scoring import encode, predict_probabilities, probability_column
 from serving.policy import Context, PolicyConfig, Ranking
 from serving.reasons import reasons_of
@@ -144,17 +144,17 @@ class ChunkScorer:
         now = self.decided_at
         out = []
         for i, customer_id in enumerate(columns["customer_id"]):
-            rank_value = as_float(columns["tier_rank"][i])
+            rank_value = as_number(columns["tier_rank"][i])
             customer = StoredCustomer(
                 customer_id=customer_id,
                 as_of=self.as_of,
                 tier=as_text(columns["tier"][i]),
                 tier_rank=None if rank_value is None else int(rank_value),
-                value=as_float(columns["value"][i]) or 0.0,
+                value=as_number(columns["value"][i]) or 0.0,
                 value_tier=None,
                 tier_reason=None,
                 next_tier=as_text(columns["next_tier"][i]),
-                gap_to_next_tier=as_float(columns["gap"][i]),
+                gap_to_next_tier=as_number(columns["gap"][i]),
                 held=tuple(held_of(columns["held"][i])),
                 history={},
                 features={f: columns[f][i] for f in profile.values()},
@@ -169,7 +169,7 @@ class ChunkScorer:
                     now,
                     self.options.top,
                     f"batch:{self.as_of.isoformat()}:{customer_id}",
-                    {t: as_float(v[i]) for t, v in zip(targets, values, strict=True)},
+                    {t: as_number(v[i]) for t, v in zip(targets, values, strict=True)},
                 )
             )
         return out

@@ -32,6 +32,7 @@ from features.pipeline import feature_sql
 from features.spine import register_spine
 from features.sql import literal
 from features.tiers import TierScheme, next_value_tier, scheme_of, tier_reasons
+from features.values import present
 
 HELD = "products_held"
 
@@ -226,26 +227,3 @@ def feature_columns(chunk: pd.DataFrame) -> list[str]:
     """The feature columns of a chunk of inputs (not the keys, history or products held)."""
     skip = {"customer_id", "as_of", HELD, "_chunk", *HISTORY_COLUMNS}
     return [c for c in chunk.columns if c not in skip]
-
-
-def present(value: Any) -> bool:
-    """Whether a value from a frame is there (not None, NaN or NaT)."""
-    return not (
-        value is None
-        or value is pd.NaT
-        or value is pd.NA
-        or (isinstance(value, float) and math.isnan(value))
-    )
-
-
-def as_text(value: Any) -> str | None:
-    """A present value as text, else None."""
-    return str(value) if present(value) else None
-
-
-def as_float(value: Any) -> float | None:
-    """A present, finite value as a float, else None."""
-    if not present(value):
-        return None
-    v = float(value)
-    return v if math.isfinite(v) else None

@@ -11,14 +11,11 @@ import json
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pandas as pd
 
 from batch.inputs import (
     HELD,
     Population,
-    as_float,
-    as_text,
     feature_columns,
     held_of,
     inputs_sql,
@@ -29,7 +26,7 @@ from features.catalogue import FeatureSpec, merged_spec
 from features.contract import Dataset
 from features.history import COLUMNS as HISTORY_COLUMNS
 from features.spine import as_of_dates, register_spine
-from features.values import as_date
+from features.values import as_date, as_int, as_number, as_text, json_default
 from serving.store import CHUNK_ROWS, OnlineStore, StoreInfo
 
 if TYPE_CHECKING:
@@ -125,12 +122,12 @@ def store_rows(chunk: pd.DataFrame, context: pd.DataFrame) -> list[dict[str, Any
                 "customer_id": customer_id,
                 "as_of": as_date(chunk["as_of"].iat[i]),
                 "tier": values.get("tier"),
-                "tier_rank": _int(values.get("tier_rank")),
+                "tier_rank": as_int(values.get("tier_rank")),
                 "value": _value(values, histories[i]),
                 "value_tier": as_text(context["value_tier"].iat[i]),
                 "tier_reason": as_text(context["tier_reason"].iat[i]),
                 "next_tier": as_text(context["next_tier"].iat[i]),
-                "gap_to_next_tier": as_float(context["gap_to_next_tier"].iat[i]),
+                "gap_to_next_tier": as_number(context["gap_to_next_tier"].iat[i]),
                 "held": json.dumps(held_of(chunk[HELD].iat[i])),
                 "history": _json(histories[i]),
                 "features": _json(values),
@@ -142,9 +139,9 @@ def store_rows(chunk: pd.DataFrame, context: pd.DataFrame) -> list[dict[str, Any
 def _value(features: Mapping[str, Any], history: Mapping[str, Any]) -> float:
     """The customer value; for one who closed (no tier, so no value feature), the net amount
     of their last 12 months from the history, which a win-back is weighed by."""
-    value = as_float(features.get("value"))
+    value = as_number(features.get("value"))
     if value is None and history.get("closed_date"):
-        value = sum(as_float(history.get(f"spend_month_{m}")) or 0.0 for m in range(1, 13))
+        value = sum(as_number(history.get(f"spend_month_{m}")) or 0.0 for m in range(1, 13))
     return value or 0.0
 
 
@@ -155,17 +152,4 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def _json(values: Mapping[str, Any]) -> str:
-    return json.dumps(values, separators=(",", ":"), default=_json_default)
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, dt.date):  # dates and timestamps as ISO strings
-        return value.isoformat()
-    if isinstance(value, np.generic):
-        return value.item()
-    raise TypeError(f"cannot store {type(value).__name__} in the online store")
-
-
-def _int(value: Any) -> int | None:
-    v = as_float(value)
-    return None if v is None else int(v)
+    return json.dumps(values, separators=(",", ":"), default=json_default)

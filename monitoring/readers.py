@@ -18,7 +18,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 
-from models.registry import HOLDOUT_DIR, LABEL, PROFILE_FILE, client
+from models.registry import HELD_OUT_SCORE, HOLDOUT_DIR, LABEL, PROFILE_FILE, client
 from models.scoring import ModelSet
 
 
@@ -48,9 +48,10 @@ def training_reference(tracking_uri: str, models: ModelSet) -> TrainingReference
     """Training-time figures of the champions from their MLflow runs.
 
     Reads each run's metrics (``<target>.roc_auc``, ...), as-of dates and feature profile,
-    and scores each target's held-out rows (``holdout/<target>.parquet``) with the
-    champion, which gives the score distribution at training. A run without a profile or
-    a held-out file leaves that part empty.
+    and each target's held-out rows (``holdout/<target>.parquet``) with their out-of-sample
+    scores (the champion scores them itself for runs older than that column), which give
+    the score distribution at training. A run without a profile or a held-out file leaves
+    that part empty.
     """
     mlflow_client = client(tracking_uri)
     runs: dict[str, Any] = {}
@@ -81,7 +82,14 @@ def training_reference(tracking_uri: str, models: ModelSet) -> TrainingReference
             )
             if holdout is not None and LABEL in holdout:
                 reference.holdout_labels = holdout.pop(LABEL).to_numpy(dtype=float)
-                reference.holdout_scores = model.predictor.predict_frame(holdout)
+                # The evaluation model's scores where recorded: the champion itself was
+                # refit on these rows, so its own scores there would be in-sample.
+                held = holdout.pop(HELD_OUT_SCORE) if HELD_OUT_SCORE in holdout else None
+                reference.holdout_scores = (
+                    held.to_numpy(dtype=float)
+                    if held is not None
+                    else model.predictor.predict_frame(holdout)
+                )
             targets[target] = reference
     return TrainingReference(targets, profiles)
 
