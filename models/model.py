@@ -3,8 +3,8 @@
 A target's model is a folder holding ``booster.txt`` (LightGBM's text model),
 ``encoding.json`` (feature order and categorical vocabularies), ``calibration.json``
 (the map from raw score to calibrated probability) and ``meta.json``. It lives in
-``features`` because both ``training`` and ``serving`` need it and serving never
-imports training.
+``models`` because training, serving, the batch and monitoring all need it, and serving
+never imports training.
 """
 
 from __future__ import annotations

@@ -8,7 +8,6 @@ date); a base that is one snapshot is evaluated on a customer holdout at that da
 
 from __future__ import annotations
 
-import calendar
 import datetime as dt
 import importlib
 from collections.abc import Callable
@@ -18,6 +17,8 @@ from typing import Literal
 
 import pandas as pd
 import yaml
+
+from features.values import months_back
 
 # name -> module under bases/ (each has ``write(out, seed) -> Base``); run order.
 MODULES = {
@@ -83,14 +84,6 @@ def utc(ts: pd.Series) -> pd.Series:
     if values.dt.tz is None:
         values = values.dt.tz_localize("UTC")
     return values.astype("datetime64[us, UTC]")
-
-
-def months_back(day: dt.date, months: int) -> dt.date:
-    """The same day of month ``months`` calendar months earlier, clamped to the month's end."""
-    index = day.year * 12 + day.month - 1 - months
-    year, month = divmod(index, 12)
-    last = calendar.monthrange(year, month + 1)[1]
-    return dt.date(year, month + 1, min(day.day, last))
 
 
 def out_of_time_dates(path: Path, snapshots: int) -> tuple[dt.date, list[dt.date]]:
