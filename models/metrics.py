@@ -1,7 +1,7 @@
 """Figures of a target's scores against its labels: discrimination, calibration and lift.
 
-Pure functions on arrays. They live in ``features`` because training evaluates with them
-and serving monitors with them, and serving never imports training: both must compute
+Pure functions on arrays. They live in ``models`` because training evaluates with them
+and monitoring reads with them, and neither imports the other: both must compute
 the same figure the same way, or a drop in realized performance would be an artefact.
 """
 
