@@ -8,6 +8,7 @@ BentoML publishes at ``/docs.json`` is what the agent-desktop developers code ag
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -373,8 +374,18 @@ class ReloadResponse(BaseModel):
 
 
 class ErrorResponse(BaseModel):
-    """Why a request was refused."""
+    """Why a request was refused: the JSON body of a route's error answers.
+
+    The service's own refusals (401, 404, 409, 413, 415, 422, 503, 504) carry ``error``
+    only (built by ``serving.middleware.error_response``); BentoML answers a body that does
+    not validate with 400 and ``detail`` as well, and an unexpected failure with 500.
+    """
 
     model_config = ConfigDict(json_schema_extra={"example": {"error": "unknown customer_id"}})
 
     error: str = Field(description="What went wrong, in words.")
+    detail: list[dict[str, Any]] | None = Field(
+        None,
+        description="400 only: one entry per validation error, naming the field (loc) and "
+        "the problem (msg, type); the input is never echoed. Absent otherwise.",
+    )
