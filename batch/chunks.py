@@ -20,7 +20,8 @@ import pandas as pd
 import pyarrow as pa
 
 from batch.inputs import HELD, Population, held_of, tier_context
-from features.catalogue import FeatureSpec, feature_index
+from features.catalogue import feature_index
+from features.spec import FeatureSpec
 from features.values import as_date, as_number, as_text
 from models.scoring import encode, predict_probabilities, probability_column
 from serving.policy import Context, PolicyConfig, Ranking

@@ -24,14 +24,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.catalogue import FeatureSpec, feature_index, render_reason
+from features.catalogue import feature_index
 from features.contract import Dataset
+from features.feature import render_reason
 from features.history import COLUMNS as HISTORY_COLUMNS
 from features.history import held_products_sql, history_sql
 from features.pipeline import feature_sql
+from features.spec import FeatureSpec
 from features.spine import register_spine
 from features.sql import literal
-from features.tiers import TierScheme, next_value_tier, scheme_of, tier_reasons
+from features.tier_schemes import TierScheme, next_value_tier, scheme_of, tier_reasons
 from features.values import present
 
 HELD = "products_held"

@@ -22,9 +22,9 @@ from batch.inputs import (
     read_chunks,
     tier_context,
 )
-from features.catalogue import FeatureSpec, merged_spec
 from features.contract import Dataset
 from features.history import COLUMNS as HISTORY_COLUMNS
+from features.spec import FeatureSpec, merged_spec
 from features.spine import as_of_dates, register_spine
 from features.values import as_date, as_int, as_number, as_text, json_default
 from serving.store import CHUNK_ROWS, OnlineStore, StoreInfo

@@ -54,8 +54,8 @@ from batch.runs import (
     write_part,
 )
 from batch.spark import score_on_spark, session, stage_on_spark
-from features.catalogue import FeatureSpec, merged_spec
 from features.contract import Dataset, fingerprint
+from features.spec import FeatureSpec, merged_spec
 from features.sql import literal
 from models.scoring import ModelSet
 from serving.policy import PolicyConfig, decline_window

@@ -19,8 +19,8 @@ import pandas as pd
 from batch.chunks import ChunkScorer
 from batch.inputs import inputs_sql
 from batch.runs import part_path
-from features.catalogue import FeatureSpec
 from features.contract import Dataset
+from features.spec import FeatureSpec
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession

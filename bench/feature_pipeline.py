@@ -91,7 +91,7 @@ def child_duckdb(data: Path, dates: list[dt.date], families: list[str] | None, r
 def _time_duckdb(
     ds, load_s: float, scratch: Path, dates: list[dt.date], families: list[str] | None, repeat: int
 ) -> dict:
-    from features.catalogue import feature_spec
+    from features.spec import feature_spec
     from features.spine import register_spine
 
     start = time.perf_counter()
@@ -174,8 +174,8 @@ def child_compare(data: Path, as_of: dt.date, check: Path) -> dict:
     """Largest difference between the pandas RFM and the pipeline's, per column."""
     import numpy as np
 
-    from features.catalogue import feature_spec
     from features.pipeline import build_features
+    from features.spec import feature_spec
 
     ds, _, scratch = _connect_dataset(data)
     shutil.rmtree(scratch, ignore_errors=True)

@@ -62,10 +62,10 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from features.catalogue import FeatureSpec
 from features.contract import Dataset, load_dataset
 from features.labels import build_labels, default_as_of
 from features.pipeline import build_features
+from features.spec import FeatureSpec
 from models.registry import load_version, model_name
 from tierwise.settings import Settings
 from training.train import TrainingConfig, train_models

@@ -16,8 +16,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from features.catalogue import KIND_WINDOWS, FeatureSpec, feature_spec, features_of, slugs
+from features.catalogue import features_of
 from features.contract import Dataset
+from features.dynamic import KIND_WINDOWS
+from features.spec import FeatureSpec, feature_spec, slugs
 from features.spine import register_spine
 from features.sql import ident, literal
 from features.tiers import tier_sql

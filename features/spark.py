@@ -1,6 +1,6 @@
 """The Spark engine: the same feature SQL and the same predictor, run on a Spark cluster.
 
-Nothing here restates a feature: the typed views (``contract.typed_view_sql``), the spine
+Nothing here restates a feature: the typed views (``schema.typed_view_sql``), the spine
 (``spine.spine_sql``) and the features (``pipeline.feature_sql``, which embeds the tiers)
 are the DuckDB SQL text, transpiled to Spark SQL with sqlglot. ``transpile`` refuses the
 constructs PERF_NOTES found to change meaning on the way, and rewrites ``date_diff('day')``
@@ -28,9 +28,10 @@ from typing import TYPE_CHECKING
 import sqlglot
 from sqlglot import exp
 
-from features.catalogue import FeatureSpec, feature_spec
-from features.contract import TABLES, Dataset, typed_view_sql
+from features.contract import Dataset
 from features.pipeline import feature_sql
+from features.schema import TABLES, typed_view_sql
+from features.spec import FeatureSpec, feature_spec
 from features.spine import as_of_dates, spine_sql
 from features.sql import ident
 

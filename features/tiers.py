@@ -2,9 +2,10 @@
 
 Value as of t = net transaction amount dated in (t-365 days, t] plus recurring holdings
 revenue, 12 x the monthly fees of the holdings open at t. Customers of the population at t
-are ranked by value and cut into the tiers of a ``TierScheme``, by customer counts
-(``quantile``) or by cumulative share of value (``cumulative_value``). The service tier comes
-from the ``tiers`` table when the dataset has one, else it is the value tier.
+are ranked by value and cut into the tiers of a ``TierScheme`` (``features.tier_schemes``),
+by customer counts (``quantile``) or by cumulative share of value (``cumulative_value``). The
+service tier comes from the ``tiers`` table when the dataset has one, else it is the value
+tier.
 
 Every builder returns SQL text in the portable subset of PERF_NOTES (so it can be transpiled
 to Spark SQL) and computes all as-of dates of a spine in one query: windows PARTITION BY
@@ -14,85 +15,14 @@ as_of, never a Python loop over dates.
 from __future__ import annotations
 
 import datetime as dt
-import math
-from collections.abc import Collection, Sequence
-from dataclasses import dataclass
-from fractions import Fraction
-from typing import Literal
+from collections.abc import Sequence
 
 import pandas as pd
 
-from features.contract import VALUE_TIER_PRESETS, Dataset, ValueTiers
+from features.contract import Dataset
 from features.spine import register_spine
 from features.sql import literal
-
-SHARE_TOLERANCE = 1e-9
-# Cut points are exact fractions with a bounded denominator, so that cuts compare integers
-# (counts) or decimals (money) and no float rounding decides a customer's tier.
-_MAX_DENOMINATOR = 10**6
-
-
-@dataclass(frozen=True)
-class TierScheme:
-    """How customers are cut into value tiers. names lowest first; shares top-down.
-
-    ``shares[i]`` is the share of tier ``names[i]``: of customers (``quantile``) or of total
-    value (``cumulative_value``). Cuts are taken from the top: the best customers fill the
-    highest tier first.
-
-    Raises:
-        ValueError: names empty or repeated, shares not one per name, not positive, or not
-            summing to 1 (within 1e-9), or an unknown method.
-    """
-
-    names: tuple[str, ...]  # lowest first, e.g. ("small", "ordinary", "major", "VIP")
-    shares: tuple[float, ...]  # same order as names; sum to 1
-    method: Literal["quantile", "cumulative_value"]
-
-    def __post_init__(self) -> None:
-        if not self.names:
-            raise ValueError("a tier scheme needs at least one tier name")
-        if any(not isinstance(n, str) or not n for n in self.names):
-            raise ValueError(f"tier names must be non-empty strings, got {self.names!r}")
-        if len(set(self.names)) != len(self.names):
-            raise ValueError(f"tier names must be unique, got {self.names!r}")
-        if len(self.shares) != len(self.names):
-            raise ValueError(
-                f"one share per tier name is needed: {len(self.names)} names, "
-                f"{len(self.shares)} shares"
-            )
-        if any(not math.isfinite(s) or s <= 0 for s in self.shares):
-            raise ValueError(f"tier shares must be positive, got {self.shares!r}")
-        total = math.fsum(self.shares)
-        if abs(total - 1.0) > SHARE_TOLERANCE:
-            raise ValueError(f"tier shares must sum to 1, got {self.shares!r} (sum {total!r})")
-        if self.method not in ("quantile", "cumulative_value"):
-            raise ValueError(
-                f"tier method must be 'quantile' or 'cumulative_value', got {self.method!r}"
-            )
-
-    def upper_bounds(self) -> list[Fraction]:
-        """Cumulative share from the top through each tier, highest tier first, lowest excluded."""
-        exact = [Fraction(repr(s)) for s in reversed(self.shares)]
-        bounds, running = [], Fraction(0)
-        for share in exact[:-1]:
-            running += share
-            bounds.append(running.limit_denominator(_MAX_DENOMINATOR))
-        return bounds
-
-
-def scheme_from(tiers: ValueTiers) -> TierScheme:
-    """The TierScheme of dataset settings' value tiers."""
-    return TierScheme(tuple(tiers.names), tuple(tiers.shares), tiers.method)
-
-
-PYRAMID = scheme_from(VALUE_TIER_PRESETS["pyramid"])
-ABC = scheme_from(VALUE_TIER_PRESETS["abc"])
-
-
-def scheme_of(ds: Dataset) -> TierScheme:
-    """The value tiers a dataset's settings ask for (the pyramid by default)."""
-    return scheme_from(ds.settings.value_scheme())
+from features.tier_schemes import TierScheme, scheme_of, tier_reasons
 
 
 def tier_names(ds: Dataset, scheme: TierScheme | None = None) -> tuple[str, ...]:
@@ -242,6 +172,11 @@ def _tier_query(
 
 def _value_ctes(ds: Dataset, scheme: TierScheme, p: str) -> list[tuple[str, str]]:
     """CTEs from ``<p>pop`` to ``<p>value_tiers``: value, rank, tier, threshold and gap."""
+    return [*_value_sum_ctes(ds, p), *_cut_ctes(scheme, p), *_threshold_ctes(scheme, p)]
+
+
+def _value_sum_ctes(ds: Dataset, p: str) -> list[tuple[str, str]]:
+    """CTEs from ``<p>pop`` to ``<p>value``: each customer's value at each date, exact."""
     # Transactions are summed per customer and day first: the join to the population then
     # meets at most one row per customer-day, and days outside every window are skipped.
     ctes = [
@@ -292,10 +227,16 @@ def _value_ctes(ds: Dataset, scheme: TierScheme, p: str) -> list[tuple[str, str]
                 {join_fees}""",
         )
     )
+    return ctes
+
+
+def _cut_ctes(scheme: TierScheme, p: str) -> list[tuple[str, str]]:
+    """CTEs from ``<p>value`` to ``<p>cut``: position, value shares and the tier rank."""
     order = "PARTITION BY as_of ORDER BY value_dec DESC, customer_id"
     # Negative values (net refunds) add nothing to the value shares: a share of total value
     # only makes sense over what customers bring.
     positive = "CASE WHEN value_dec > 0 THEN value_dec ELSE 0 END"
+    ctes: list[tuple[str, str]] = []
     ctes.append(
         (
             f"{p}ranked",
@@ -327,6 +268,13 @@ def _value_ctes(ds: Dataset, scheme: TierScheme, p: str) -> list[tuple[str, str]
                 FROM {p}ranked""",
         )
     )
+    return ctes
+
+
+def _threshold_ctes(scheme: TierScheme, p: str) -> list[tuple[str, str]]:
+    """CTEs from ``<p>cut`` to ``<p>value_tiers``: tier names, thresholds, the next tier, gaps."""
+    top = len(scheme.names) - 1
+    ctes: list[tuple[str, str]] = []
     ctes.append(
         (
             f"{p}thresholds",
@@ -450,81 +398,3 @@ def _rank_case(expr: str, names: Sequence[str]) -> str:
     """Rank (lowest 0) of a tier-name expression."""
     whens = " ".join(f"WHEN {literal(n)} THEN {i}" for i, n in enumerate(names))
     return f"CASE {expr} {whens} END"
-
-
-# -- reasons and the tier above (also the batch's, from its population figures) ----------------
-
-
-def next_value_tier(scheme: TierScheme, ranks: Collection[int], rank: int) -> str | None:
-    """The ``next_tier`` of ``tier_sql`` for a value-tier rank, given the ranks with customers.
-
-    The nearest higher tier that has customers; the one above when none has; None at the top.
-    """
-    if rank >= len(scheme.names) - 1:
-        return None
-    higher = [r for r in ranks if r > rank]
-    return scheme.names[min(higher) if higher else rank + 1]
-
-
-# tier_sql's columns a tier reason is made of, in tier_reason's order
-_REASON_OF = (
-    "value_tier",
-    "value_tier_rank",
-    "value",
-    "tier_threshold",
-    "next_tier",
-    "gap_to_next_tier",
-)
-
-
-def tier_reasons(scheme: TierScheme, frame: pd.DataFrame) -> list[str | None]:
-    """``tier_reason`` of each row of a frame with ``tier_sql``'s value-tier columns."""
-    return [tier_reason(scheme, *row) for row in zip(*(frame[c] for c in _REASON_OF), strict=True)]
-
-
-def tier_reason(
-    scheme: TierScheme,
-    tier: str | None,
-    rank: int | float | None,
-    value: float | None,
-    threshold: float | None,
-    next_tier: str | None,
-    gap: float | None,
-) -> str | None:
-    """A sentence a customer could be told about their value tier, in their own terms.
-
-    For example "your 12-month value of 2,140 puts you in the top 20% of customers, in our
-    major tier; major starts at 1,800; 660 more would reach VIP". A threshold is stated
-    only where it is a positive amount (the lowest tier has none to state), and a value
-    below zero is said in words, never as a negative sum.
-    """
-    if tier is None or pd.isna(tier) or pd.isna(value) or pd.isna(rank):
-        return None
-    rank, top = int(rank), len(scheme.names) - 1
-    if value > 0:
-        standing = f"your 12-month value of {_money(value)}"
-    elif value == 0:
-        standing = "no spend over the last 12 months"
-    else:
-        standing = "more refunded than spent over the last 12 months"
-    if rank == 0 or top == 0:
-        where = f"our {tier} tier"
-    elif scheme.method == "quantile":
-        where = f"the top {_pct(math.fsum(scheme.shares[rank:]))} of customers, in our {tier} tier"
-    else:
-        share = _pct(math.fsum(scheme.shares[rank:]))
-        where = f"our {tier} tier, the customers who bring the top {share} of our business"
-    text = f"{standing} puts you in {where}"
-    if rank > 0 and threshold is not None and not pd.isna(threshold) and threshold > 0:
-        text += f"; {tier} starts at {_money(threshold)}"
-    if next_tier is not None and gap is not None and not pd.isna(gap) and gap > 0:
-        text += f"; {_money(gap)} more would reach {next_tier}"
-    return text
-
-
-def _money(amount: float | None) -> str:
-    return "unknown" if amount is None or pd.isna(amount) else f"{amount:,.0f}"
-
-
-def _pct(share: float) -> str:
-    return f"{round(share * 100, 1):g}%"

@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.catalogue import FeatureSpec
 from features.contract import Dataset
 from features.history import held_products_sql
 from features.pipeline import build_features
+from features.spec import FeatureSpec
 from features.spine import as_of_dates, register_spine
 from models.model import Encoding, Predictor
 from models.registry import CHAMPION, LoadedModel, load_aliased

@@ -32,7 +32,8 @@ import numpy as np
 import pandas as pd
 from IPython.display import Image, display
 
-from features.catalogue import FeatureSpec, feature_index
+from features.catalogue import feature_index
+from features.spec import FeatureSpec
 from models.metrics import calibration_points, decile_lift, score_metrics, top_decile
 from models.registry import CHAMPION, client, load_aliased
 from serving.reasons import top_reasons

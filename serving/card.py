@@ -16,8 +16,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from features.catalogue import FeatureSpec, slugs
 from features.history import MONTHS, RECENT, TIER_CHANGES
+from features.spec import FeatureSpec, slugs
 from features.values import as_date, as_number
 
 TOP_TRAITS = 3  # channels and products shown, by share of last year's transactions

@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from features.catalogue import Feature, render_reason, slug
+from features.feature import Feature, render_reason
+from features.spec import slug
 from features.values import as_date, as_number, as_text
 from models.model import Predictor
 

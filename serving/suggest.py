@@ -20,7 +20,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from features.catalogue import Feature, FeatureSpec, feature_index, merged_spec, slugs
+from features.catalogue import feature_index
+from features.feature import Feature
+from features.spec import FeatureSpec, merged_spec, slugs
 from features.values import as_date
 from models.scoring import Encodings, encode, predict_probabilities, shared_encodings
 from serving.card import Card, customer_card

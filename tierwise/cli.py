@@ -77,8 +77,8 @@ def validate(
 ) -> None:
     """Check a dataset against the data contract; exit 1 if any rule breaks. Lists the
     customer columns that will not be features, and why."""
-    from features.catalogue import feature_spec
     from features.contract import validate_dataset
+    from features.spec import feature_spec
 
     config = settings()
     try:

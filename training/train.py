@@ -24,10 +24,11 @@ import mlflow
 import numpy as np
 import pandas as pd
 
-from features.catalogue import feature_spec, features_of
+from features.catalogue import features_of
 from features.contract import Dataset, fingerprint
 from features.labels import build_labels, default_as_of
 from features.pipeline import build_features
+from features.spec import feature_spec
 from models.profile import profile_frame
 from models.registry import (
     AS_OF,

@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("pyspark")
 
-from features.catalogue import feature_spec, features_of
+from features.catalogue import features_of
 from features.contract import load_dataset
 from features.pipeline import build_features
 from features.spark import (
@@ -20,6 +20,7 @@ from features.spark import (
     transpile,
     write_spark_features,
 )
+from features.spec import feature_spec
 from tests.conftest import base_tables
 
 FEATURE_DATES = ("2025-12-31", "2026-06-30")

@@ -8,8 +8,9 @@ import pandas as pd
 import pytest
 
 from batch.inputs import Population, inputs_sql, tier_context
-from features.catalogue import FeatureSpec, feature_spec, features_of, merged_spec
+from features.catalogue import features_of
 from features.contract import load_dataset
+from features.spec import FeatureSpec, feature_spec, merged_spec
 from features.spine import register_spine
 from features.tiers import assign_tiers
 from tests.conftest import base_tables

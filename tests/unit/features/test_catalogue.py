@@ -8,18 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.catalogue import (
-    FAMILIES,
-    Feature,
-    FeatureSpec,
-    feature_index,
-    feature_spec,
-    features_of,
-    render_reason,
-    slugs,
-)
+from features.catalogue import FAMILIES, feature_index, features_of
 from features.contract import load_dataset
+from features.feature import Feature, render_reason
 from features.pipeline import build_features
+from features.spec import FeatureSpec, feature_spec, slugs
 from tests.conftest import base_tables
 
 

@@ -13,7 +13,8 @@ import yaml
 
 from features import demo as bank
 from features.contract import load_dataset
-from features.demo_saas import ADDONS, generate_saas_data
+from features.demo_saas import generate_saas_data
+from features.demo_saas_accounts import ADDONS
 
 TABLES = ("customers", "transactions", "holdings", "interactions", "tiers")
 TIER_ORDER = ["starter", "team", "business", "enterprise"]

@@ -13,10 +13,11 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from features.catalogue import FeatureSpec, feature_spec, features_of
+from features.catalogue import features_of
 from features.contract import load_dataset
 from features.demo import generate_demo_data
 from features.pipeline import build_features, feature_sql, write_features
+from features.spec import FeatureSpec, feature_spec
 from features.spine import register_spine
 
 AS_OF = dt.date(2024, 3, 31)

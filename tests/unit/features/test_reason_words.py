@@ -8,11 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from features.catalogue import feature_spec, features_of, render_reason
+from features.catalogue import features_of
 from features.contract import load_dataset
 from features.demo import generate_demo_data
 from features.demo_saas import generate_saas_data
+from features.feature import render_reason
 from features.pipeline import build_features
+from features.spec import feature_spec
 from features.tiers import assign_tiers
 
 FLAVOURS = {"bank": generate_demo_data, "saas": generate_saas_data}

@@ -9,15 +9,8 @@ import pytest
 
 from features.contract import load_dataset, validate_dataset
 from features.spine import register_spine
-from features.tiers import (
-    ABC,
-    PYRAMID,
-    TierScheme,
-    assign_tiers,
-    tier_rank_at,
-    tier_reason,
-    tier_sql,
-)
+from features.tier_schemes import ABC, PYRAMID, TierScheme, tier_reason
+from features.tiers import assign_tiers, tier_rank_at, tier_sql
 
 AS_OF = dt.date(2024, 6, 30)
 

@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from features.catalogue import feature_spec
 from features.contract import load_dataset
 from features.history import build_history
 from features.pipeline import build_features
+from features.spec import feature_spec
 from serving.card import customer_card
 from tests.unit.features.test_pipeline import AS_OF, SETTINGS, tables, with_future
 

@@ -9,8 +9,10 @@ import lightgbm as lgb
 import numpy as np
 import pytest
 
-from features.catalogue import Feature, FeatureSpec, feature_index
-from features.contract import InteractionRoles
+from features.catalogue import feature_index
+from features.dataset_settings import InteractionRoles
+from features.feature import Feature
+from features.spec import FeatureSpec
 from models.model import Calibration, Encoding, Predictor
 from serving.reasons import reasons_of, suggestion_points, talking_points, top_reasons
 

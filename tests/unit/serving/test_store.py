@@ -10,8 +10,8 @@ import pytest
 import sqlalchemy as sa
 
 from batch.online import build_rows
-from features.catalogue import feature_spec
 from features.contract import load_dataset
+from features.spec import feature_spec
 from models.registry import LoadedModel
 from models.scoring import ModelSet
 from serving.store import TABLE, OnlineStore, StoreInfo, StoreMissingError
