@@ -1,4 +1,4 @@
-"""Reading a dataset under the data contract (shared/DATA_CONTRACT.md): ``load_dataset``.
+"""Reading a dataset under the data contract (docs/data-contract.md): ``load_dataset``.
 
 A dataset is a directory of ``<table>.parquet`` / ``<table>.csv`` files or a SQLAlchemy URL,
 with dataset settings (``tierwise.yaml``, ``features.dataset_settings``). Loading exposes

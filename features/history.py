@@ -3,7 +3,7 @@
 One row per ``(customer_id, as_of)`` of the spine: the last transaction (date, product,
 channel, amount), the signup date, the last complaint, the last satisfaction score of the
 year and the products held. Like the features, only rows dated on or before ``as_of`` are
-read, and the SQL keeps to the portable subset of PERF_NOTES (row_number instead of
+read, and the SQL keeps to the portable subset of docs/design.md ("Portable SQL for Spark") (row_number instead of
 QUALIFY or arg_max, explicit NULLS LAST, money through DECIMAL) so it can be transpiled to
 Spark SQL.
 """

@@ -1,4 +1,4 @@
-"""Targets for past as-of dates (DATA_CONTRACT.md "Targets"): churn, upgrade, cross-sell.
+"""Targets for past as-of dates (docs/data-contract.md, "Targets"): churn, upgrade, cross-sell.
 
 One row per spine row (the population at t), every as-of date in one query. Values are
 1.0 / 0.0, or NaN where the label is undefined for that row.

@@ -4,7 +4,7 @@ Every as-of date is computed in one query by joining the spine to the tables; a 
 after an as-of date never reaches that date's features. Transactions are read through one
 range join bounded to the 365 days before each date and aggregated with FILTER clauses;
 recency beyond that year is looked up only for the spine rows with no transaction in it.
-The SQL keeps to the portable subset of PERF_NOTES so it can be transpiled to Spark SQL.
+The SQL keeps to the portable subset of docs/design.md so it can be transpiled to Spark SQL.
 """
 
 from __future__ import annotations

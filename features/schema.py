@@ -1,4 +1,4 @@
-"""The data contract's tables (shared/DATA_CONTRACT.md): columns, types and their SQL.
+"""The data contract's tables (docs/data-contract.md): columns, types and their SQL.
 
 Every other module reads a table through the typed view that ``typed_view_sql`` defines
 over the raw table: contract columns cast to their types, bad values to NULL (validation,

@@ -3,7 +3,7 @@
 Nothing here restates a feature: the typed views (``schema.typed_view_sql``), the spine
 (``spine.spine_sql``) and the features (``pipeline.feature_sql``, which embeds the tiers)
 are the DuckDB SQL text, transpiled to Spark SQL with sqlglot. ``transpile`` refuses the
-constructs PERF_NOTES found to change meaning on the way, and rewrites ``date_diff('day')``
+constructs docs/design.md ("Portable SQL for Spark") found to change meaning on the way, and rewrites ``date_diff('day')``
 to Spark's date-based ``datediff`` so day counts follow day boundaries as in DuckDB.
 
 Validation stays in DuckDB: a ``Dataset`` (``load_dataset``) is loaded first, and Spark then
@@ -46,7 +46,7 @@ LOCAL_SHUFFLE_PARTITIONS_PER_CORE = 2  # a few tasks per core; Spark's 200 suits
 _UTC_JAVA = "-Duser.timezone=UTC"
 # Spark rejects nanosecond parquet timestamps; with this they read as longs (converted here).
 _NANOS_AS_LONG = "spark.sql.legacy.parquet.nanosAsLong"
-# DuckDB functions whose Spark namesake means something else (PERF_NOTES).
+# DuckDB functions whose Spark namesake means something else (docs/design.md).
 _DIFFERENT_NAMESAKES = {"weekday": "day-of-week numbering differs between DuckDB and Spark"}
 
 
@@ -80,7 +80,7 @@ def spark_session(
     _require_pyspark()
     from pyspark.sql import SparkSession
 
-    # Workers otherwise run `python3` from PATH, which may lack lightgbm (PERF_NOTES).
+    # Workers otherwise run `python3` from PATH, which may lack lightgbm (docs/design.md).
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     settings = {
         "spark.sql.execution.arrow.pyspark.enabled": "true",
@@ -122,7 +122,7 @@ def _require_pyspark() -> None:
 
 
 def transpile(sql: str, tables: Mapping[str, str] | None = None) -> str:
-    """DuckDB SQL (the portable subset of PERF_NOTES) as Spark SQL with the same meaning.
+    """DuckDB SQL (the portable subset of docs/design.md) as Spark SQL with the same meaning.
 
     Args:
         sql: one DuckDB statement.

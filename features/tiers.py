@@ -7,7 +7,7 @@ by customer counts (``quantile``) or by cumulative share of value (``cumulative_
 service tier comes from the ``tiers`` table when the dataset has one, else it is the value
 tier.
 
-Every builder returns SQL text in the portable subset of PERF_NOTES (so it can be transpiled
+Every builder returns SQL text in the portable subset of docs/design.md ("Portable SQL for Spark") (so it can be transpiled
 to Spark SQL) and computes all as-of dates of a spine in one query: windows PARTITION BY
 as_of, never a Python loop over dates.
 """
@@ -49,7 +49,7 @@ def tier_sql(ds: Dataset, spine: str = "spine", scheme: TierScheme | None = None
     Returns:
         A SELECT with columns ``customer_id, as_of, value, value_tier, value_tier_rank,
         value_percentile, tier_threshold, next_tier, gap_to_next_tier, tier, tier_rank,
-        days_in_tier, tier_changes_365d, tier_ups_365d, tier_downs_365d`` (see the module docstring and DATA_CONTRACT.md).
+        days_in_tier, tier_changes_365d, tier_ups_365d, tier_downs_365d`` (see the module docstring and docs/data-contract.md).
         ``value_percentile`` is the share of the population ranked at or below the
         customer (1 = best). ``tier_threshold`` is the lowest value in the customer's
         value tier; ``gap_to_next_tier`` the value missing to the lowest value of the next

@@ -2,7 +2,7 @@
 
 ``ApiGuard`` checks every ``/v1/`` request before a handler sees it: a bearer API key
 (401), a JSON body (415) and a size cap (413). ``CancellingTimeoutMiddleware`` replaces
-BentoML's request timer (PERF_NOTES, BentoML 1.4.39): upstream leaves a timer alive per
+BentoML's request timer (docs/design.md, BentoML 1.4.39): upstream leaves a timer alive per
 request for the whole timeout, and the garbage collector's full passes over those objects
 made the latency tail. ``error_response`` is the one way a refusal is answered, as an
 ``ErrorResponse`` body. ``QuietValidationErrors`` keeps BentoML's log of invalid requests

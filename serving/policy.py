@@ -3,7 +3,7 @@
 Pure and deterministic, so the service and batch scoring share it (one inference path); the
 stores, the decision log and HTTP live around it. Every action the models know is
 considered (retention, upgrade, cross-sell of each known product) and either shown or
-listed as not shown with the first rule that held it back, in this order (DESIGN.md, "Next
+listed as not shown with the first rule that held it back, in this order (docs/design.md, "The next
 best action"; the business view with numbers is ``docs/policy.md``):
 
 1. ``no_model``: no champion model scores the action (say, a product of the holdings whose
@@ -16,7 +16,7 @@ best action"; the business view with numbers is ``docs/policy.md``):
 5. ``churn_gate``: at high risk, sales offers (upgrade, cross-sell) yield to retention;
 6. ``paused_by_declines``: ``decline_limit`` customer declines within the contact-policy
    window (``decline_window``) pause an action until the window has moved past enough of
-   them. Agent discretion is data, not refusal: skips never count (Decision 8);
+   them. Agent discretion is data, not refusal: skips never count (docs/design.md, decision 8);
 7. priority = calibrated probability x action value (``action_value``) x context weight
    (channel and call reason, by action kind) x business lever (x ``qualified_weight`` for
    the upgrade of a customer who already qualifies by value); a control decision
@@ -175,7 +175,7 @@ def collect_declines(feedback: Iterable[tuple[str, str, datetime]]) -> dict[str,
     """Action key -> decline times from ``(action, response, at)`` feedback, for ``paused``.
 
     Only ``declined`` (the customer said no) counts; ``skipped`` is the agent's judgement
-    (Decision 8), ``not_shown`` never reached the customer and ``accepted`` is a yes.
+    (docs/design.md, decision 8), ``not_shown`` never reached the customer and ``accepted`` is a yes.
     """
     out: dict[str, list[datetime]] = {}
     for action, response, at in feedback:

@@ -99,7 +99,7 @@ ReloadOutput = as_io(ReloadResponse)
 
 @bentoml.service(
     name="tierwise",
-    workers=1,  # PERF_NOTES: 2 workers did not share load reliably; BENTOML_CONFIG_OPTIONS
+    workers=1,  # docs/design.md ("One worker"): 2 workers did not share load reliably; BENTOML_CONFIG_OPTIONS
     traffic={"timeout": REQUEST_TIMEOUT_S},
     http={"host": "127.0.0.1", "port": 3000},
 )

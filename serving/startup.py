@@ -4,7 +4,7 @@
 API key, policy, champion or online store is one clear message instead of a worker failing
 to start. ``load_state`` and ``warm_up`` are what the service runs in ``__init__`` and on
 ``/v1/admin/reload``; a missing piece raises ``StartupError`` saying what to run.
-``freeze_heap`` is the second framework fix of PERF_NOTES (BentoML 1.4.39): after loading,
+``freeze_heap`` is the second framework fix of docs/design.md (BentoML 1.4.39): after loading,
 ``gc.freeze()`` keeps the long-lived model and library objects out of every later
 collection, whose full passes made the latency tail. No BentoML here: the HTTP layer is
 ``serving.service`` and ``serving.middleware``.

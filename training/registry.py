@@ -56,7 +56,7 @@ def start_tracking(settings: Settings) -> str:
 
 
 def requirements() -> list[str]:
-    """Explicit pip requirements: inferring them costs ~2 s per model (PERF_NOTES)."""
+    """Explicit pip requirements: inferring them costs ~2 s per model (docs/design.md, "MLflow")."""
     return [
         f"mlflow=={mlflow.__version__}",
         f"lightgbm=={lgb.__version__}",

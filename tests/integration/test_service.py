@@ -617,7 +617,7 @@ def test_api_keys_are_checked_as_bearer_tokens():
 
 def test_the_request_timer_is_cancelled_once_the_response_starts():
     # BentoML's own TimeoutMiddleware leaves each request's timer alive for the whole timeout
-    # (PERF_NOTES); the replacement must leave none behind, and still answer 504 when slow.
+    # (docs/design.md, "BentoML's latency tail"); the replacement must leave none behind, and still answer 504 when slow.
     async def fast(scope, receive, send):
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"ok"})

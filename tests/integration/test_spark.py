@@ -91,7 +91,7 @@ def test_transpiled_day_counts_follow_day_boundaries_as_in_duckdb(spark):
     ],
 )
 def test_transpile_refuses_sql_that_would_change_meaning(sql):
-    # given DuckDB SQL that sqlglot turns into something else on Spark (PERF_NOTES)
+    # given DuckDB SQL that sqlglot turns into something else on Spark (docs/design.md)
     # when / then it is refused with a reason, not silently rewritten
     with pytest.raises(NotPortableError):
         transpile(sql)

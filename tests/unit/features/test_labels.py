@@ -1,4 +1,4 @@
-"""Targets (DATA_CONTRACT.md "Targets"): hand-checked per definition on small tables."""
+"""Targets (docs/data-contract.md, "Targets"): hand-checked per definition on small tables."""
 
 from __future__ import annotations
 
