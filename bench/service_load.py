@@ -144,7 +144,7 @@ def _request(method: str, path: str, body: bytes = b"", key: str | None = None) 
 
 def usable(home: Path) -> bool:
     """Whether ``home`` has champion models and an online store."""
-    from serving.service import StartupError, check_startup
+    from serving.startup import StartupError, check_startup
     from tierwise.settings import Settings
 
     try:

@@ -381,7 +381,7 @@ def serve(
     import sys
 
     import serving
-    from serving.service import StartupError, check_startup
+    from serving.startup import StartupError, check_startup
 
     config = settings()
     try:
