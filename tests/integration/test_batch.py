@@ -515,7 +515,8 @@ def test_without_champion_models_nothing_is_written(trained, tmp_path):
     result = score(env, *score_args(trained.data, AS_OF, out))
     # Then it stops with a clear message and writes no output
     assert result.exit_code != 0, result.output
-    assert "tierwise train" in result.output, result.output
+    assert "no Tierwise models are registered at sqlite:///" in result.output, result.output
+    assert "run `tierwise train` first" in result.output, result.output
     assert not out.exists() and not out.is_symlink()
     assert not (tmp_path / f".{out.name}.runs").exists(), "no runs folder either"
 

@@ -133,13 +133,16 @@ def test_train_promote_and_monitor(run, demo_data, tmp_path):
         "monitor", "--data", demo_data, "--as-of", "2026-06-30", "--out", report, "--psi", "0"
     )
     assert strict.exit_code == 1, "an alert makes the command fail so a scheduler can page"
+    assert "ALERT feature " in strict.output and "drifted: PSI" in strict.output, strict.output
 
 
 def test_score_without_models_is_a_clear_error(run, make_dataset, tmp_path):
     result = run(
         "score", "--data", make_dataset(), "--as-of", "2023-12-31", "--out", tmp_path / "s.parquet"
     )
-    assert result.exit_code == 1 and "run `tierwise train` first" in result.output
+    assert result.exit_code == 1, result.output
+    assert "no Tierwise models are registered at sqlite:///" in result.output, result.output
+    assert "run `tierwise train` first" in result.output, result.output
 
 
 def test_value_tiers_are_chosen_on_the_command_line(run, make_dataset, tmp_path):
@@ -153,4 +156,19 @@ def test_value_tiers_are_chosen_on_the_command_line(run, make_dataset, tmp_path)
     assert made.exit_code == 0, made.output
     assert set(pd.read_parquet(out)["value_tier"].dropna()) <= {"A", "B", "C"}
     bad = run("validate", "--data", data, "--value-tiers", "pyramids")
-    assert bad.exit_code == 1 and "value_tiers" in bad.output, bad.output
+    assert bad.exit_code == 1, bad.output
+    assert "value_tiers" in bad.output, "the message names the setting"
+    assert "Input should be 'pyramid' or 'abc' (got 'pyramids')" in bad.output, bad.output
+
+
+def test_promoting_an_unknown_target_names_it_and_what_is_registered(run):
+    result = run("promote", "--target", "mortgage")
+    assert result.exit_code == 1, result.output
+    assert "no registered model for target 'mortgage'; registered: none" in result.output
+
+
+def test_demo_data_refuses_an_unknown_flavour(run, tmp_path):
+    result = run("demo-data", "--out", tmp_path / "demo", "--flavour", "retail")
+    assert result.exit_code == 1, result.output
+    assert "--flavour must be bank or saas, got 'retail'" in result.output, result.output
+    assert not (tmp_path / "demo").exists(), "nothing is written"
