@@ -23,6 +23,7 @@ from models.scoring import ModelSet
 from serving.policy import Context, PolicyConfig, ProductRule
 from serving.store import StoredCustomer
 from serving.suggest import Scorer, assess, card_of, rank, suggest, suggestion_id
+from tests.unit.serving.test_suggest import make_customer
 
 NOW = dt.datetime(2026, 7, 1, 9, 30, tzinfo=dt.UTC)
 AS_OF = dt.date(2026, 6, 30)
@@ -85,20 +86,11 @@ def scorer(predictors) -> Scorer:
 def customer(**changes) -> StoredCustomer:
     """A complaining silver customer, 300 a year short of gold, holding checking."""
     values = {
-        "customer_id": "C1",
-        "as_of": AS_OF,
-        "tier": "silver",
-        "tier_rank": 1,
-        "value": 1800.0,
-        "value_tier": "major",
-        "tier_reason": "silver tier",
-        "next_tier": "gold",
         "gap_to_next_tier": 300.0,
-        "held": ("checking",),
         "history": {"signup_date": "2020-01-15", "last_complaint_date": "2026-06-20"},
         "features": dict(COMPLAINING),
     }
-    return StoredCustomer(**{**values, **changes})
+    return make_customer(**{**values, **changes})
 
 
 def decide(scorer: Scorer, stored: StoredCustomer | None = None, **options):
