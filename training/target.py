@@ -128,7 +128,7 @@ def fit_target(frame: pd.DataFrame, task: TargetTask) -> FittedTarget | str:
     base, baseline_scores = _baseline(rows, y, split, task)
 
     fits, winner, evaluated, timings = _choose(x, y, split, encoding, task)
-    params = next(c.params for c in config.candidates if c.name == winner.name)
+    params = BoosterParams(**winner.params)  # the winner's settings, as the search ran them
 
     raw_valid = evaluated.predict(x[split.valid])
     choice = choose_calibration(
@@ -195,7 +195,7 @@ def _choose(
     tic = time.perf_counter()
     evaluated = winner.booster
     if winner.train_rows < split.train.sum():
-        params = next(c.params for c in config.candidates if c.name == winner.name)
+        params = BoosterParams(**winner.params)
         evaluated = fit_booster(
             x[split.train], y[split.train], x[split.valid], y[split.valid], encoding, params,
             config.seed, task.threads,
