@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from features.dataset_settings import SETTINGS_FILE, DatasetSettings
 from features.schema import TABLES, typed_view_sql
 from features.sql import ident, literal
+from features.urls import create_engine
 from features.validation import Problem, ValidationReport, check_tables, raw_columns
 
 
@@ -147,7 +148,7 @@ def _open_sql(con: duckdb.DuckDBPyConnection, url: str) -> list[str]:
     import pandas as pd
     import sqlalchemy as sa
 
-    engine = sa.create_engine(url)
+    engine = create_engine(url)
     try:
         present = set(sa.inspect(engine).get_table_names())
         found = [name for name in TABLES if name in present]

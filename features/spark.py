@@ -34,6 +34,7 @@ from features.schema import TABLES, typed_view_sql
 from features.spec import FeatureSpec, feature_spec
 from features.spine import as_of_dates, spine_sql
 from features.sql import ident
+from features.urls import safe_url
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -340,7 +341,7 @@ def _check_same_values(ds: Dataset, spark: SparkSession, name: str, view: str) -
     ]
     if differ:
         raise ValueError(
-            f"Spark read {name} of {ds.source} differently from DuckDB (non-null counts "
+            f"Spark read {name} of {safe_url(ds.source)} differently from DuckDB (non-null counts "
             f"{'; '.join(differ)}); convert the table to parquet"
         )
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from features.dataset_settings import SETTINGS_FILE, DatasetSettings, InteractionRoles
 from features.schema import TABLES, Table, cast_sql
 from features.sql import ident, literal
+from features.urls import safe_url
 
 EXAMPLES = 5  # customer_ids shown per broken rule
 
@@ -46,7 +47,7 @@ class ValidationReport:
     def render(self) -> str:
         """A plain-text report: table sizes, then every problem on its own line."""
         sizes = ", ".join(f"{t} {n:,}" for t, n in self.rows.items())
-        head = f"{self.source}: {sizes or 'no tables read'}"
+        head = f"{safe_url(self.source)}: {sizes or 'no tables read'}"
         if self.ok:
             return f"{head}\nOK: every rule of the data contract holds."
         lines = [f"- {p}" for p in self.problems]

@@ -21,6 +21,7 @@ import pandas as pd
 from features.contract import Dataset
 from features.spine import as_of_dates
 from features.tiers import assign_tiers, tier_names
+from features.urls import safe_url
 from features.values import as_number, months_back
 from models.scoring import ModelSet, load_champions
 from monitoring.alerts import Alert, Thresholds, find_alerts
@@ -110,7 +111,7 @@ def run_monitor(
     figures = {
         "as_of": day.isoformat(),
         "generated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "dataset": ds.source,
+        "dataset": safe_url(ds.source),
         "data_end": ds.settings.data_end.isoformat(),
         "horizon_days": ds.settings.horizon_days,
         "thresholds": thresholds.model_dump(),

@@ -19,6 +19,7 @@ from features.contract import Dataset
 from features.labels import build_labels, label_end
 from features.pipeline import build_features
 from features.tiers import tier_names
+from features.urls import safe_url
 from features.values import months_back, number_or
 from models.scoring import ModelSet, open_holdings, score_frame
 from monitoring import plots
@@ -38,7 +39,6 @@ from monitoring.figures import (
 )
 from monitoring.readers import TargetReference, TrainingReference
 from serving.decisions import DecisionRecord, FeedbackRecord
-from serving.store import safe_url
 
 
 @dataclass

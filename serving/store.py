@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import os
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +23,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import sqlalchemy as sa
+
+from features.urls import create_engine, safe_url
 
 TABLE = "tierwise_online"
 META_TABLE = "tierwise_online_meta"
@@ -98,6 +101,11 @@ def open_engine(
 ):
     """A SQLAlchemy engine; for SQLite: WAL, real transactions (DDL included), busy timeout.
 
+    Made by ``features.urls.create_engine``: ``postgresql://`` uses psycopg 3, and bound
+    parameters (customer data) never appear in an error message or a log line. A SQLite
+    file it creates is readable by its owner only (0600), and so are its ``-wal`` and
+    ``-shm`` files, which SQLite creates with the database file's permissions.
+
     Args:
         synchronous: durability of a commit. ``FULL`` waits for the disk (SQLite
             ``synchronous=FULL``, PostgreSQL ``synchronous_commit=on``); ``NORMAL`` survives
@@ -117,7 +125,7 @@ def open_engine(
     if backend == "sqlite":
         return _sqlite_engine(url, parsed.database, synchronous, create, begin)
     options = {"isolation_level": "AUTOCOMMIT"} if begin is None else {}
-    engine = sa.create_engine(url, pool_pre_ping=True, **options)
+    engine = create_engine(url, pool_pre_ping=True, **options)
     if backend == "postgresql":
         setting = "on" if synchronous == "FULL" else "off"
 
@@ -138,9 +146,12 @@ def _sqlite_engine(
     if path and path != ":memory:":
         if create:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+            # Customer data: created for the owner alone before SQLite opens it (SQLite
+            # itself would follow the umask, 0644 as a rule); an existing file keeps its mode.
+            os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
         elif not Path(path).exists():
             raise StoreMissingError(f"no database file at {path}")
-    engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+    engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
 
     @sa.event.listens_for(engine, "connect")
     def _sqlite_connect(dbapi_connection, _record) -> None:
@@ -321,8 +332,3 @@ class OnlineStore:
         if self._reader is not None:
             self._reader.dispose()
         self.engine.dispose()
-
-
-def safe_url(url: str) -> str:
-    """A database URL without its password, for messages and reports."""
-    return sa.engine.make_url(url).render_as_string(hide_password=True)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from features.urls import safe_url
 from tierwise.settings import Settings
 
 if TYPE_CHECKING:
@@ -239,7 +240,8 @@ def train(
     if not any(t.status == "trained" for t in result.targets):
         _fail("no model was trained: every target lacks the positives it needs (see above)")
     typer.echo("Registered as challengers: run `tierwise promote` to put them through the gate.")
-    typer.echo(f"Open the MLflow UI: mlflow ui --backend-store-uri {config.tracking_uri()}")
+    uri = safe_url(config.tracking_uri())  # a server's password stays out of the terminal
+    typer.echo(f"Open the MLflow UI: mlflow ui --backend-store-uri {uri}")
 
 
 @app.command()

@@ -8,6 +8,8 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from features.urls import engine_url
+
 
 class Settings(BaseSettings):
     """Where Tierwise keeps its state and how it talks to the stores.
@@ -50,8 +52,11 @@ class Settings(BaseSettings):
     )
 
     def tracking_uri(self) -> str:
-        """The MLflow tracking URI, defaulting to the embedded SQLite store."""
-        return self.mlflow_tracking_uri or f"sqlite:///{self.home.resolve() / 'mlflow.db'}"
+        """The MLflow tracking URI, defaulting to the embedded SQLite store; a PostgreSQL
+        backend store's ``postgresql://`` uses psycopg 3 (``features.urls.engine_url``)."""
+        if self.mlflow_tracking_uri:
+            return engine_url(self.mlflow_tracking_uri)
+        return f"sqlite:///{self.home.resolve() / 'mlflow.db'}"
 
     def online_url(self) -> str:
         return self.online_store_url or f"sqlite:///{self.home.resolve() / 'online.db'}"

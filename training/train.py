@@ -29,6 +29,7 @@ from features.contract import Dataset, fingerprint
 from features.labels import build_labels, default_as_of
 from features.pipeline import build_features
 from features.spec import feature_spec
+from features.urls import safe_url
 from models.profile import profile_frame
 from models.registry import (
     AS_OF,
@@ -163,7 +164,7 @@ def _log_inputs(ds, settings, config, dates, frame, spec, catalogue) -> None:
     mlflow.log_params(
         {
             "as_of": ",".join(d.isoformat() for d in dates),
-            "dataset": ds.source,
+            "dataset": safe_url(ds.source),
             "data_fingerprint": fingerprint(ds),
             "rows": len(frame),
             "features": len(catalogue),

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 import yaml
 
 from features.contract import ContractError, load_dataset, validate_dataset
+from features.validation import ValidationReport
 from tests.conftest import base_tables
 
 
@@ -256,6 +257,11 @@ def test_sql_database_source(tmp_path):
         conn.execute("UPDATE holdings SET closed = '2000-01-01' WHERE customer_id = 'A'")
     report = validate_dataset(f"sqlite:///{db}")
     assert only_problem(report, "holdings", "closed").examples == ("A",)
+
+
+def test_the_report_names_a_sql_source_without_its_password():
+    report = ValidationReport("postgresql://ana:s3cret@db/base", rows={"customers": 3})
+    assert report.render().splitlines()[0] == "postgresql://ana:***@db/base: customers 3"
 
 
 def test_missing_directory_is_a_clear_error(tmp_path):
