@@ -31,7 +31,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from serving.policy import collect_declines
-from serving.store import StoreMissingError, open_engine
+from serving.store import StoreMissingError, limit_waits, open_engine
 from serving.vocabulary import RESPONSES
 
 if TYPE_CHECKING:
@@ -172,18 +172,26 @@ class FeedbackResult:
 
 @dataclass
 class DecisionLog:
-    """The decision and feedback store at a SQLAlchemy URL (tables created on open)."""
+    """The decision and feedback store at a SQLAlchemy URL (tables created on open).
+
+    ``wait_s``: how long a statement may wait for a lock before it fails (``limit_waits``);
+    None waits as long as the database's default (30 s on SQLite).
+    """
 
     url: str
+    wait_s: float | None = None
     _log: sa.Engine = field(init=False, repr=False)
     _durable: sa.Engine = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._durable = open_engine(self.url, synchronous="FULL", begin="BEGIN IMMEDIATE")
-        with self._durable.begin() as conn:
-            _META.create_all(conn)
         # Decisions and reads are one statement each: no transaction around them.
         self._log = open_engine(self.url, synchronous="NORMAL", begin=None)
+        if self.wait_s is not None:
+            limit_waits(self._durable, self.wait_s)
+            limit_waits(self._log, self.wait_s)
+        with self._durable.begin() as conn:
+            _META.create_all(conn)
 
     def record(self, decision: DecisionRecord) -> None:
         """Log a decision (committed before returning; see the module on durability)."""

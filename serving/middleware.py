@@ -1,22 +1,28 @@
 """The ASGI layer around the service's routes: request guard, BentoML's timer fix, error bodies.
 
-``ApiGuard`` checks every ``/v1/`` request before a handler sees it: a bearer API key
-(401), a JSON body (415) and a size cap (413). ``CancellingTimeoutMiddleware`` replaces
-BentoML's request timer (docs/design.md, BentoML 1.4.39): upstream leaves a timer alive per
-request for the whole timeout, and the garbage collector's full passes over those objects
-made the latency tail. ``error_response`` is the one way a refusal is answered, as an
-``ErrorResponse`` body. ``QuietValidationErrors`` keeps BentoML's log of invalid requests
-to one line without their input. Nothing here runs at import: ``serving.service`` installs
-the timer fix and the guard.
+``ApiGuard`` sees every request before BentoML's metrics layer and the handlers: unknown
+paths get 404 there, keys are checked per role (``KeyRing``: agent, admin, metrics), ``/v1/``
+bodies are JSON and capped on the bytes read, and ``Admission`` bounds the requests a worker
+holds (429 with Retry-After past it). ``CancellingTimeoutMiddleware`` replaces BentoML's
+request timer (docs/design.md, BentoML 1.4.39): upstream leaves a timer alive per request for
+the whole timeout, and the garbage collector's full passes over those objects made the
+latency tail. ``error_response`` is the one way a refusal is answered, as an
+``ErrorResponse`` body; ``error_code`` is how a database error is logged (codes, no values).
+``QuietValidationErrors`` keeps BentoML's log of invalid requests to one line without their
+input. Nothing here runs at import: ``serving.service`` installs the timer fix and the guard.
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
+import functools
 import hashlib
 import hmac
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 import bentoml
 from bentoml._internal.server.http import traffic
@@ -102,42 +108,142 @@ def install_timeout_fix() -> None:
     traffic.TimeoutMiddleware = CancellingTimeoutMiddleware
 
 
-# -- auth and request guard ---------------------------------------------------------------------
+# -- auth, admission and request guard ----------------------------------------------------------
+
+
+class Role(enum.Enum):
+    """What a key may call: agents the /v1/ routes, admins those and /v1/admin/ and /metrics."""
+
+    AGENT = "agent"
+    ADMIN = "admin"
+    METRICS = "metrics"
+
+
+@dataclass(frozen=True)
+class KeyRing:
+    """SHA-256 digests of the accepted keys per role; keys themselves are never kept or logged."""
+
+    digests: Mapping[Role, tuple[bytes, ...]]
+
+    @classmethod
+    def of(cls, keys: Mapping[Role, frozenset[str]]) -> KeyRing:
+        return cls({role: key_digests(k) for role, k in keys.items()})
+
+    def role(self, header: bytes | None) -> Role | None:
+        """The strongest role whose key the ``Authorization`` header carries, or None."""
+        for role in (Role.ADMIN, Role.AGENT, Role.METRICS):
+            if authorized(header, self.digests.get(role, ())):
+                return role
+        return None
+
+
+@dataclass
+class Admission:
+    """Per-worker admission: at most ``limit`` /v1/ requests in flight (running or queued
+    for a thread); one more is refused at once with 429, so that admitted ones keep their
+    latency and the probes stay fast."""
+
+    limit: int
+    in_flight: int = 0
+
+    def admit(self) -> bool:
+        if self.in_flight >= self.limit:
+            return False
+        self.in_flight += 1  # the event loop is one thread: no lock needed
+        return True
+
+    def leave(self) -> None:
+        self.in_flight -= 1
+
+
+OPEN_PATHS = frozenset({"/", "/docs.json", "/livez", "/readyz", "/healthz"})
+METRICS_PATH = "/metrics"
+ADMIN_PREFIX = "/v1/admin/"
+RETRY_AFTER_S = 1
 
 
 class ApiGuard:
-    """ASGI middleware for ``/v1/``: bearer API key (401), JSON only (415), size cap (413).
+    """ASGI middleware in front of every route (and of BentoML's metrics layer).
 
-    The keys live in the service instance (from settings at start-up); they are compared
-    as SHA-256 digests in constant time and never logged. Other paths pass untouched.
+    - A path the service does not serve gets 404 here, so unknown paths never reach the
+      metrics layer (which keeps a series per path).
+    - ``/livez``, ``/readyz``, ``/healthz``, the OpenAPI document and its page are open.
+    - ``/metrics`` needs a metrics or admin key; ``/v1/admin/`` an admin key (403 for an
+      agent key); other ``/v1/`` routes any key (401 without one).
+    - ``/v1/`` POSTs must be JSON (415) and at most ``MAX_BODY_BYTES``, counted on the bytes
+      actually read, chunked uploads included (413); past the worker's admission limit,
+      429 with Retry-After. The body is read here and handed on whole.
     """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(API_PREFIX):
+        if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        refusal = _refusal(scope)
+        path = scope["path"]
+        if path in OPEN_PATHS or path in _static_paths():
+            return await self.app(scope, receive, send)
+        service = _service()
+        if service is None:
+            return await error_response(503, "the service is starting", RETRY_LATER)(
+                scope, receive, send
+            )
+        if path not in service.routes and path != METRICS_PATH:
+            return await error_response(404, "no such route")(scope, receive, send)
+        refusal = _refusal(scope, path, service)
         if refusal is not None:
             return await refusal(scope, receive, send)
-        await self.app(scope, receive, send)
+        if not path.startswith(API_PREFIX) or scope.get("method") != "POST":
+            return await self.app(scope, receive, send)
+        if not service.admission.admit():
+            message = "too many requests in flight: retry shortly"
+            return await error_response(429, message, RETRY_LATER)(scope, receive, send)
+        try:
+            body = await _read_body(receive)
+            if body is None:
+                message = f"request body over {MAX_BODY_BYTES} bytes"
+                return await error_response(413, message, [(b"connection", b"close")])(
+                    scope, receive, send
+                )
+            await self.app(scope, _replay(body, receive), send)
+        finally:
+            service.admission.leave()
 
 
-def _refusal(scope: Scope) -> JSONResponse | None:
-    """The error answer for a ``/v1/`` request the guard refuses, or None to let it through."""
-    headers = dict(scope.get("headers") or ())
+RETRY_LATER = ((b"retry-after", str(RETRY_AFTER_S).encode()),)
+
+
+def error_code(err: BaseException) -> str:
+    """A database error as codes only (driver error class, SQLSTATE or SQLite error name):
+    its message could quote customer data, so it is never logged."""
+    orig = getattr(err, "orig", None) or err
+    code = getattr(orig, "sqlstate", None) or getattr(orig, "sqlite_errorname", None)
+    name = f"{type(orig).__module__}.{type(orig).__name__}"
+    return f"{name} {code}" if code else name
+
+
+def _service():
+    """The running service instance, or None while it is starting."""
     try:
-        service = bentoml.get_current_service()
+        return bentoml.get_current_service()
     except BentoMLException:
-        return error_response(503, "the service is starting")
-    if not service.authorized(headers.get(b"authorization")):
+        return None
+
+
+def _refusal(scope: Scope, path: str, service) -> JSONResponse | None:
+    """The error answer for a request the keys or headers refuse, or None to let it through."""
+    headers = dict(scope.get("headers") or ())
+    role = service.keys.role(headers.get(b"authorization"))
+    if role is None or (role is Role.METRICS and path != METRICS_PATH):
         return error_response(
             401,
             "missing or invalid API key: send 'Authorization: Bearer <key>'",
             [(b"www-authenticate", b"Bearer")],
         )
-    if scope.get("method") != "POST":
+    if (path.startswith(ADMIN_PREFIX) or path == METRICS_PATH) and role is Role.AGENT:
+        return error_response(403, "this route needs an admin key (TIERWISE_ADMIN_KEYS)")
+    if path == METRICS_PATH or scope.get("method") != "POST":
         return None
     media = headers.get(b"content-type", b"application/json").split(b";")[0]
     if media.strip().lower() != b"application/json":
@@ -146,6 +252,43 @@ def _refusal(scope: Scope) -> JSONResponse | None:
     if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
         return error_response(413, f"request body over {MAX_BODY_BYTES} bytes")
     return None
+
+
+async def _read_body(receive: Receive) -> bytes | None:
+    """The whole request body, or None as soon as more than ``MAX_BODY_BYTES`` arrived."""
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":  # the client went away
+            return b"".join(chunks)
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that hands the app the body already read, then the original's messages."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if sent:
+            return await receive()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
+
+
+@functools.cache
+def _static_paths() -> frozenset[str]:
+    """The files BentoML's documentation page loads (``/static_content/...``)."""
+    folder = Path(bentoml.__file__).parent / "_internal" / "server" / "static_content"
+    return frozenset(f"/static_content/{f.name}" for f in folder.iterdir() if f.is_file())
 
 
 def key_digests(keys: frozenset[str]) -> tuple[bytes, ...]:

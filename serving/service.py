@@ -19,14 +19,21 @@ their public names used by the CLI, the bench and the tests are re-exported here
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
-import functools
 import logging
+import os
+import threading
+import time
 import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
-import anyio
 import bentoml
 from pydantic import BaseModel
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.responses import JSONResponse
 
 from serving.api import (
     FeedbackRequest,
@@ -41,10 +48,15 @@ from serving.api import (
     suggestion_response,
 )
 from serving.middleware import (
+    RETRY_LATER,
+    Admission,
     ApiGuard,
     CancellingTimeoutMiddleware,
+    KeyRing,
     QuietValidationErrors,
+    Role,
     authorized,
+    error_code,
     error_response,
     install_timeout_fix,
     key_digests,
@@ -58,6 +70,7 @@ from serving.startup import (
     load_state,
     warm_up,
 )
+from serving.workers import WorkerBoard, ping
 from tierwise.settings import Settings
 
 __all__ = [
@@ -72,6 +85,15 @@ __all__ = [
 log = logging.getLogger("tierwise.service")
 
 REQUEST_TIMEOUT_S = 10.0  # BentoML answers 504 past this; a decision takes milliseconds
+ROUTES = ("/v1/suggestions", "/v1/scores", "/v1/feedback", "/v1/admin/reload")
+ONLINE_STORE, DECISION_LOG = "online store", "decision log"
+WATCH_S = 1.0  # how often each worker probes the stores and looks for a reload elsewhere
+RELOAD_LEASE_S = 120.0  # a reload that takes longer (a crashed one) frees the lease
+
+
+class StoreUnavailableError(RuntimeError):
+    """A store did not answer (its name is the message): the request gets 503."""
+
 
 # BentoML builds its app (and looks its timeout middleware up) in each worker after importing
 # this module and before the service's __init__: the one thing the project does at import.
@@ -99,19 +121,23 @@ ReloadOutput = as_io(ReloadResponse)
 
 @bentoml.service(
     name="tierwise",
-    workers=1,  # docs/design.md ("One worker"): 2 workers did not share load reliably; BENTOML_CONFIG_OPTIONS
+    workers=2,  # `tierwise serve --workers`; docs/design.md ("Workers")
     traffic={"timeout": REQUEST_TIMEOUT_S},
     http={"host": "127.0.0.1", "port": 3000},
 )
 class Tierwise:
     """Next best actions, scores and feedback for the agent desktop.
 
-    Every /v1/ route needs `Authorization: Bearer <API key>` (401 otherwise) and a JSON
-    body (415 otherwise). Errors are JSON `{"error": "..."}`: 400 for a request that does
-    not validate (with `detail` naming the fields), 404 for an unknown customer or
-    decision, 409 for conflicting feedback, 413 for a body over 64 KiB, 422 for feedback on
-    a suggestion the decision did not show. Every answer reports the model versions used.
+    Every /v1/ route needs `Authorization: Bearer <API key>` (401 otherwise; /v1/admin/
+    an admin key, 403 for an agent key) and a JSON body (415 otherwise). Errors are JSON
+    `{"error": "..."}`: 400 for a request that does not validate (with `detail` naming the
+    fields), 404 for an unknown customer or decision, 409 for conflicting feedback or a
+    reload already running, 413 for a body over 64 KiB, 422 for feedback on a suggestion the
+    decision did not show, 429 (Retry-After) when the worker is full, 503 (Retry-After)
+    while a store it needs is unavailable. Every answer reports the model versions used.
     """
+
+    routes = frozenset(ROUTES)  # what the guard lets through (serving.middleware.ApiGuard)
 
     def __init__(self) -> None:
         logging.getLogger("tierwise").setLevel(logging.INFO)
@@ -119,44 +145,98 @@ class Tierwise:
         self._ready = False
         settings = Settings()
         self._settings = settings
-        self._digests = key_digests(settings.keys())
+        self.keys = KeyRing.of(
+            {
+                Role.AGENT: settings.keys(),
+                Role.ADMIN: settings.admin_key_set(),
+                Role.METRICS: settings.metrics_key_set(),
+            }
+        )
+        self.admission = Admission(settings.service_threads + settings.service_queue)
+        self._pool = ThreadPoolExecutor(settings.service_threads, "tierwise-request")
+        self._down: dict[str, str] = {}  # store -> error code, while it is unavailable
+        self._reloading = threading.Lock()
+        self._board = WorkerBoard(settings.decisions_url())
+        self._generation = self._board.generation()
         self._state = load_state(settings)
         warm_up(self._state)
         freeze_heap()
         info = self._state.store_info
         log.info(
-            "serving models %s; online store as of %s (%d customers); %d API key(s)",
+            "worker %d serving models %s; online store as of %s (%d customers); "
+            "%d agent key(s), %d admin key(s); %d threads, %d requests admitted",
+            os.getpid(),
             dict(self._state.scorer.versions),
             info.as_of,
             info.rows,
-            len(self._digests),
+            len(settings.keys()),
+            len(settings.admin_key_set()),
+            settings.service_threads,
+            self.admission.limit,
         )
+        threading.Thread(target=self._watch, name="tierwise-watch", daemon=True).start()
         self._ready = True
 
-    def __is_ready__(self) -> bool:
-        return self._ready
-
-    def authorized(self, header: bytes | None) -> bool:
-        """Whether an ``Authorization`` header value carries an accepted key."""
-        return authorized(header, self._digests)
+    async def __is_ready__(self) -> bool:
+        return self._ready and not self._down
 
     @bentoml.api(route="/v1/suggestions")
     async def suggestions(self, request: SuggestionInput, /) -> SuggestionOutput:
         """Next best actions for a customer in a contact, ranked, with reasons and talking
         points; the decision is logged and its decision_id is what /v1/feedback refers to.
+        Unknown customer: 404. Decision log unavailable: 503 (the decision could not be
+        logged, so none is shown)."""
+        return await self._run(self._suggest, request)
+
+    @bentoml.api(route="/v1/scores")
+    async def scores(self, request: ScoresInput, /) -> ScoresOutput:
+        """The customer card (basics, traits, performance, last transactions, satisfaction,
+        holdings) with every calibrated probability, tier, churn reasons and talking points;
+        logs no decision. A customer who closed recently gets the card with status closed.
         Unknown customer: 404."""
+        return await self._run(self._score, request)
+
+    @bentoml.api(route="/v1/feedback")
+    async def feedback(self, request: FeedbackInput, /) -> FeedbackOutput:
+        """Record what happened to one suggestion; answered only once durably stored.
+        Idempotent per (decision_id, suggestion_id): a retry returns the stored row with
+        created=false; a different response for it is 409. Unknown decision: 404; a
+        suggestion the decision did not show: 422; the store unavailable: 503, and a retry
+        later lands exactly once."""
+        return await self._run(self._record_feedback, request)
+
+    @bentoml.api(route="/v1/admin/reload")
+    async def reload(self, request: ReloadInput, /) -> ReloadOutput:
+        """Admin key only. Load the current champion versions and the online store's
+        metadata again, warm up, then switch; requests in flight finish on the previous
+        models, and every other worker follows within a few seconds. One reload at a time
+        (409 while one runs). 409 when the new models cannot be served (e.g. tampered
+        files, or an online store that needs a rebuild); the previous ones keep serving."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, self._reload_now)  # not the request threads
+
+    # -- the work, in the request threads ----------------------------------------------------
+
+    async def _run(self, work: Callable[[Any], Any], request: Any) -> Any:
+        """``work(request)`` in a request thread: the event loop never waits for a store."""
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._pool, work, request)
+        except StoreUnavailableError as err:
+            return error_response(503, f"the {err} is unavailable: retry shortly", RETRY_LATER)
+
+    def _suggest(self, request: SuggestionRequest) -> SuggestionResponse | JSONResponse:
         from serving.decisions import record_of
         from serving.suggest import suggest
 
         state = self._state
-        customer = state.store.get(request.customer_id)
+        customer = self._use(ONLINE_STORE, state.store.get, request.customer_id)
         if customer is None:
             return error_response(404, "unknown customer_id: not in the online store")
         c = request.context
         context = Context(c.channel, c.call_reason, c.queue_pressure, c.agent_id)
         now = dt.datetime.now(dt.UTC)
         since, _ = decline_window(now, state.policy)  # the batch counts the same window
-        declines = state.decisions.declines(request.customer_id, since)
+        declines = self._use(DECISION_LOG, state.decisions.declines, request.customer_id, since)
         decision = suggest(
             customer,
             state.scorer,
@@ -167,47 +247,36 @@ class Tierwise:
             request.max_suggestions,
             uuid.uuid4().hex,
         )
-        state.decisions.record(record_of(decision, context, now))
+        self._use(DECISION_LOG, state.decisions.record, record_of(decision, context, now))
         return suggestion_response(decision)
 
-    @bentoml.api(route="/v1/scores")
-    async def scores(self, request: ScoresInput, /) -> ScoresOutput:
-        """The customer card (basics, traits, performance, last transactions, satisfaction,
-        holdings) with every calibrated probability, tier, churn reasons and talking points;
-        logs no decision. A customer who closed recently gets the card with status closed.
-        Unknown customer: 404."""
+    def _score(self, request: ScoresRequest) -> ScoresResponse | JSONResponse:
         from serving.suggest import assess, card_of
 
         state = self._state
-        customer = state.store.get(request.customer_id)
+        customer = self._use(ONLINE_STORE, state.store.get, request.customer_id)
         if customer is None:
             return error_response(404, "unknown customer_id: not in the online store")
         card = card_of(customer, state.scorer)
         return scores_response(assess(customer, state.scorer, state.policy), card)
 
-    @bentoml.api(route="/v1/feedback")
-    async def feedback(self, request: FeedbackInput, /) -> FeedbackOutput:
-        """Record what happened to one suggestion; answered only once durably stored.
-        Idempotent per (decision_id, suggestion_id): a retry returns the stored row with
-        created=false; a different response for it is 409. Unknown decision: 404; a
-        suggestion the decision did not show: 422."""
+    def _record_feedback(self, request: FeedbackRequest) -> FeedbackResponse | JSONResponse:
         from serving.decisions import (
             FeedbackConflictError,
             UnknownDecisionError,
             UnknownSuggestionError,
         )
 
-        store = self._state.decisions
-        add = functools.partial(
-            store.add_feedback,
-            request.decision_id,
-            request.suggestion_id,
-            request.response,
-            request.agent_id,
-            request.note,
-        )
-        try:  # in a thread: a durable commit waits for the disk, the event loop must not
-            result = await anyio.to_thread.run_sync(add)
+        try:
+            result = self._use(
+                DECISION_LOG,
+                self._state.decisions.add_feedback,
+                request.decision_id,
+                request.suggestion_id,
+                request.response,
+                request.agent_id,
+                request.note,
+            )
         except UnknownDecisionError:
             return error_response(404, "unknown decision_id")
         except UnknownSuggestionError:
@@ -223,23 +292,46 @@ class Tierwise:
             created=result.created,
         )
 
-    @bentoml.api(route="/v1/admin/reload")
-    async def reload(self, request: ReloadInput, /) -> ReloadOutput:
-        """Load the current champion versions and the online store's metadata again, warm
-        up, then switch; requests in flight finish on the previous models. With several
-        workers each must be reloaded (or restart the service). 409 when the new models
-        cannot be served (e.g. the online store needs a rebuild); the old ones stay."""
-        previous = self._state
+    def _use(self, store: str, call: Callable[..., Any], *args: Any) -> Any:
+        """``call(*args)`` on ``store``; while it is known down, fail at once (the watch
+        thread's probe closes the circuit again), so requests never queue behind a lock."""
+        if store in self._down:
+            raise StoreUnavailableError(store)
         try:
-            state = await anyio.to_thread.run_sync(self._load_again)
+            return call(*args)
+        except SQLAlchemyError as err:
+            self._mark_down(store, err)
+            raise StoreUnavailableError(store) from None
+
+    def _mark_down(self, store: str, err: Exception) -> None:
+        if store not in self._down:
+            self._down[store] = error_code(err)
+            log.warning(
+                "the %s is unavailable (%s): 503 until it answers", store, self._down[store]
+            )
+
+    # -- reloads and the watch thread -------------------------------------------------------
+
+    def _reload_now(self) -> ReloadResponse | JSONResponse:
+        """The admin reload: one at a time in this worker and, by the lease, in all."""
+        if not self._reloading.acquire(blocking=False):
+            return error_response(409, "a reload is already running")
+        holder = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        try:
+            if not self._use(DECISION_LOG, self._board.take_lease, holder, RELOAD_LEASE_S):
+                return error_response(409, "a reload is already running in another worker")
+            try:
+                previous, state = self._state, self._load_again()
+                self._generation = self._board.bump()
+            finally:
+                self._board.release(holder)
         except StartupError as err:
             return error_response(409, str(err))
-        self._state = state
-        if state.store is not previous.store:
-            previous.store.close()
-        freeze_heap()
+        except StoreUnavailableError as err:
+            return error_response(503, f"the {err} is unavailable: retry shortly", RETRY_LATER)
+        finally:
+            self._reloading.release()
         before, after = dict(previous.scorer.versions), dict(state.scorer.versions)
-        log.info("reloaded: models %s (before %s)", after, before)
         return ReloadResponse(
             model_versions=after,
             previous_model_versions=before,
@@ -248,9 +340,48 @@ class Tierwise:
         )
 
     def _load_again(self) -> State:
-        state = load_state(self._settings, decisions=self._state.decisions)
+        """Load, warm up and switch to the current champions (StartupError: keep the old)."""
+        previous = self._state
+        state = load_state(self._settings, decisions=previous.decisions)
         warm_up(state)
+        self._state = state
+        previous.store.close()  # requests still reading it finish on their connection
+        freeze_heap()
+        log.info(
+            "worker %d reloaded: models %s (before %s)",
+            os.getpid(),
+            dict(state.scorer.versions),
+            dict(previous.scorer.versions),
+        )
         return state
+
+    def _watch(self) -> None:
+        """Once a second: probe the stores (readiness, the circuit) and follow reloads."""
+        while True:
+            time.sleep(WATCH_S)
+            self._probe(ONLINE_STORE, lambda: ping(self._state.store.engine))
+            self._probe(DECISION_LOG, self._board.probe)
+            try:
+                generation = self._board.generation()
+            except SQLAlchemyError:
+                continue
+            if generation > self._generation and self._reloading.acquire(blocking=False):
+                try:
+                    self._load_again()
+                except StartupError as err:
+                    log.error("worker %d keeps its models: %s", os.getpid(), err)
+                finally:
+                    self._generation = generation
+                    self._reloading.release()
+
+    def _probe(self, store: str, check: Callable[[], None]) -> None:
+        try:
+            check()
+        except SQLAlchemyError as err:
+            self._mark_down(store, err)
+        else:
+            if self._down.pop(store, None) is not None:
+                log.info("the %s answers again", store)
 
 
 Tierwise.add_asgi_middleware(ApiGuard)

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from serving.suggest import Scorer
 
 WARM_UP_CALLS = 20
+STORE_WAIT_S = 2.0  # a request's store statement waits this long for a lock, then 503
 
 
 class StartupError(RuntimeError):
@@ -127,7 +128,7 @@ def load_state(settings: Settings, decisions: DecisionLog | None = None) -> Stat
             "the online store was built for other features than the champion models "
             f"({info.model_versions} vs {dict(scorer.versions)}): run `tierwise materialize`"
         )
-    decisions = decisions or DecisionLog(settings.decisions_url())
+    decisions = decisions or DecisionLog(settings.decisions_url(), wait_s=STORE_WAIT_S)
     return State(scorer, store, info, decisions, policy)
 
 

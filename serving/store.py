@@ -332,3 +332,28 @@ class OnlineStore:
         if self._reader is not None:
             self._reader.dispose()
         self.engine.dispose()
+
+
+def limit_waits(engine: sa.Engine, seconds: float) -> sa.Engine:
+    """Make ``engine``'s statements give up after about ``seconds`` instead of waiting.
+
+    SQLite: the busy timeout (a write waiting for another writer's lock); PostgreSQL: the
+    lock and statement timeouts. The service uses it so that a locked or slow store gets a
+    fast 503 well inside the request timeout, never a request that hangs.
+    """
+    millis = max(int(seconds * 1000), 1)
+    backend = engine.url.get_backend_name()
+
+    @sa.event.listens_for(engine, "connect")
+    def _limit(dbapi_connection, _record) -> None:
+        cursor = dbapi_connection.cursor()
+        if backend == "sqlite":
+            cursor.execute(f"PRAGMA busy_timeout = {millis}")
+        elif backend == "postgresql":
+            cursor.execute(f"SET lock_timeout = {millis}")
+            cursor.execute(f"SET statement_timeout = {millis}")
+        cursor.close()
+        if backend == "postgresql":
+            dbapi_connection.commit()
+
+    return engine

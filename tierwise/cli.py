@@ -375,7 +375,7 @@ def serve(
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 3000,
     workers: Annotated[
         int, typer.Option(min=1, help="Worker processes (each loads the models).")
-    ] = 1,
+    ] = 2,
 ) -> None:
     """Serve next best actions over HTTP (BentoML): checks models, store and keys first."""
     import json
@@ -407,8 +407,8 @@ def serve(
         f"(OpenAPI: http://{shown}:{port}/docs.json)"
     )
     sys.stdout.flush()
-    command = [sys.executable, "-m", "bentoml", "serve", "serving.service:Tierwise"]
-    command += ["--host", host, "--port", str(port), "--working-dir", str(root)]
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(root), env.get("PYTHONPATH")) if p)
+    command = [sys.executable, "-m", "serving.server", host, str(port)]
     os.execve(sys.executable, command, env)  # BentoML takes over this process and its signals
 
 

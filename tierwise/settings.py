@@ -42,6 +42,22 @@ class Settings(BaseSettings):
     api_keys: SecretStr | None = Field(
         None, description="Comma-separated bearer API keys accepted by the service (never logged)."
     )
+    admin_keys: SecretStr | None = Field(
+        None,
+        description="Comma-separated bearer keys for /v1/admin/ routes and /metrics (never logged).",
+    )
+    metrics_keys: SecretStr | None = Field(
+        None, description="Comma-separated bearer keys that may read /metrics only (never logged)."
+    )
+    service_threads: int = Field(
+        2, ge=1, description="Threads per service worker for store I/O and predictions."
+    )
+    service_queue: int = Field(
+        14,
+        ge=0,
+        description="Requests a service worker admits beyond its threads; past that it answers "
+        "429 with Retry-After.",
+    )
     policy_file: Path | None = Field(
         None, description="YAML file with next-best-action policy settings."
     )
@@ -65,10 +81,21 @@ class Settings(BaseSettings):
         return self.decision_store_url or f"sqlite:///{self.home.resolve() / 'decisions.db'}"
 
     def keys(self) -> frozenset[str]:
-        """The accepted API keys (empty: the service refuses to start)."""
-        raw = self.api_keys.get_secret_value() if self.api_keys else ""
-        return frozenset(k.strip() for k in raw.split(",") if k.strip())
+        """The accepted agent API keys (empty: the service refuses to start)."""
+        return _split_keys(self.api_keys)
+
+    def admin_key_set(self) -> frozenset[str]:
+        """The admin keys (empty: no one may reload or read the metrics but metrics keys)."""
+        return _split_keys(self.admin_keys)
+
+    def metrics_key_set(self) -> frozenset[str]:
+        return _split_keys(self.metrics_keys)
 
     def scratch_dir(self) -> Path:
         """A folder under home for DuckDB spill files and staging."""
         return self.home / "tmp"
+
+
+def _split_keys(value: SecretStr | None) -> frozenset[str]:
+    raw = value.get_secret_value() if value else ""
+    return frozenset(k.strip() for k in raw.split(",") if k.strip())

@@ -31,6 +31,7 @@ from serving.store import OnlineStore, StoreMissingError
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "test-key-9f3b2c"
+ADMIN_KEY = "test-admin-key-51d0"
 CONTROL_SHARE = 0.2
 READY_TIMEOUT_S = 240
 ROUTES = ("/v1/suggestions", "/v1/scores", "/v1/feedback", "/v1/admin/reload")
@@ -74,6 +75,7 @@ def serve_env(trained, tmp: Path, **extra: str) -> dict[str, str]:
         "PYTHONPATH": str(ROOT),
         "TIERWISE_HOME": str(trained.settings.home),
         "TIERWISE_API_KEYS": f"other-key,{KEY}",
+        "TIERWISE_ADMIN_KEYS": ADMIN_KEY,
         "TIERWISE_ONLINE_STORE_URL": f"sqlite:///{tmp / 'online.db'}",
         "TIERWISE_DECISION_STORE_URL": f"sqlite:///{tmp / 'decisions.db'}",
         "BENTOML_DO_NOT_TRACK": "True",
@@ -501,8 +503,19 @@ def test_the_control_group_is_the_configured_share_and_follows_the_decision_id(s
     assert 0.12 <= rate <= 0.28, f"control rate {rate:.2f} for a share of {CONTROL_SHARE}"
 
 
-def test_reload_keeps_serving_the_current_champions(server, trained):
+def test_only_admin_keys_reload_and_read_the_metrics(server):
     with server.client() as http:
+        reload = http.post("/v1/admin/reload", json={})
+        metrics = http.get("/metrics")
+    assert reload.status_code == 403 and "admin key" in reload.json()["error"], reload.text
+    assert metrics.status_code == 403, "an agent key does not read the metrics"
+    assert httpx.get(server.url + "/metrics").status_code == 401
+    with server.client(ADMIN_KEY) as http:
+        assert http.get("/metrics").status_code == 200
+
+
+def test_reload_keeps_serving_the_current_champions(server, trained):
+    with server.client(ADMIN_KEY) as http:
         response = http.post("/v1/admin/reload", json={})
     assert response.status_code == 200, response.text
     body = response.json()
