@@ -8,7 +8,6 @@ BentoML publishes at ``/docs.json`` is what the agent-desktop developers code ag
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -373,19 +372,42 @@ class ReloadResponse(BaseModel):
     store_as_of: dt.date = Field(description="As-of date of the online store.")
 
 
-class ErrorResponse(BaseModel):
-    """Why a request was refused: the JSON body of a route's error answers.
+class ValidationIssue(BaseModel):
+    """One reason a request did not validate (pydantic's error, without the input)."""
 
-    The service's own refusals (401, 404, 409, 413, 415, 422, 503, 504) carry ``error``
-    only (built by ``serving.middleware.error_response``); BentoML answers a body that does
-    not validate with 400 and ``detail`` as well, and an unexpected failure with 500.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "type": "int_type",
+                "loc": ["max_suggestions"],
+                "msg": "Input should be a valid integer",
+                "url": "https://errors.pydantic.dev/2.14/v/int_type",
+            },
+        }
+    )
+
+    type: str = Field(description="The kind of problem, e.g. missing, int_type, extra_forbidden.")
+    loc: list[str | int] = Field(
+        description="Where: the field's path in the body (names, and positions in lists); "
+        "empty when the body as a whole is not a JSON object."
+    )
+    msg: str = Field(description="The problem, in words.")
+    url: str | None = Field(None, description="pydantic's page about the problem, when it has one.")
+
+
+class ErrorResponse(BaseModel):
+    """Why a request was refused: the JSON body of every error answer.
+
+    The service's own refusals (401, 403, 404, 409, 413, 415, 422, 429, 503, 504) carry
+    ``error`` only (built by ``serving.middleware.error_response``); a body that does not
+    validate gets BentoML's 400 with ``detail`` as well, and an unexpected failure a 500.
     """
 
     model_config = ConfigDict(json_schema_extra={"example": {"error": "unknown customer_id"}})
 
     error: str = Field(description="What went wrong, in words.")
-    detail: list[dict[str, Any]] | None = Field(
+    detail: list[ValidationIssue] | None = Field(
         None,
         description="400 only: one entry per validation error, naming the field (loc) and "
-        "the problem (msg, type); the input is never echoed. Absent otherwise.",
+        "the problem (type, msg); the input is never echoed. Absent otherwise.",
     )

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 import inspect
+import json
+import re
 
 import pytest
 from pydantic import BaseModel, ValidationError
@@ -321,7 +323,68 @@ BAD_REQUESTS = {
         SuggestionRequest,
         {**SUGGESTION, "max_suggestions": 2.5},
         ("max_suggestions",),
-        "int_from_float",
+        "int_type",
+    ),
+    "suggestions as a string": (
+        SuggestionRequest,
+        {**SUGGESTION, "max_suggestions": "2"},
+        ("max_suggestions",),
+        "int_type",
+    ),
+    "suggestions as true": (
+        SuggestionRequest,
+        {**SUGGESTION, "max_suggestions": True},
+        ("max_suggestions",),
+        "int_type",
+    ),
+    "suggestions as a whole float": (
+        SuggestionRequest,
+        {**SUGGESTION, "max_suggestions": 2.0},
+        ("max_suggestions",),
+        "int_type",
+    ),
+    "customer as a number": (
+        SuggestionRequest,
+        {**SUGGESTION, "customer_id": 42},
+        ("customer_id",),
+        "string_type",
+    ),
+    "customer as true": (ScoresRequest, {"customer_id": True}, ("customer_id",), "string_type"),
+    "NUL in customer": (
+        SuggestionRequest,
+        {**SUGGESTION, "customer_id": "C1\x00"},
+        ("customer_id",),
+        "control_character",
+    ),
+    "tab before customer": (
+        ScoresRequest,
+        {"customer_id": "\tC1"},
+        ("customer_id",),
+        "control_character",
+    ),
+    "newline in agent": (
+        SuggestionRequest,
+        {**SUGGESTION, "context": {**CONTEXT, "agent_id": "agent-1\n"}},
+        ("context", "agent_id"),
+        "control_character",
+    ),
+    "escape in channel": (
+        SuggestionRequest,
+        {**SUGGESTION, "context": {**CONTEXT, "channel": "phone\x1b[31m"}},
+        ("context", "channel"),
+        "control_character",
+    ),
+    "C1 control in call reason": (
+        SuggestionRequest,
+        {**SUGGESTION, "context": {**CONTEXT, "call_reason": "complaint\x85"}},
+        ("context", "call_reason"),
+        "control_character",
+    ),
+    "pressure as a number": (
+        SuggestionRequest,
+        {**SUGGESTION, "context": {**CONTEXT, "queue_pressure": 1}},
+        ("context", "queue_pressure"),
+        "literal_error",
     ),
     "unknown field": (
         SuggestionRequest,
@@ -355,6 +418,30 @@ BAD_REQUESTS = {
         "string_too_short",
     ),
     "long note": (FeedbackRequest, {**FEEDBACK, "note": "n" * 2001}, ("note",), "string_too_long"),
+    "DEL in decision id": (
+        FeedbackRequest,
+        {**FEEDBACK, "decision_id": "d-1\x7f"},
+        ("decision_id",),
+        "control_character",
+    ),
+    "NUL in suggestion id": (
+        FeedbackRequest,
+        {**FEEDBACK, "suggestion_id": "\x00"},
+        ("suggestion_id",),
+        "control_character",
+    ),
+    "NUL in note": (
+        FeedbackRequest,
+        {**FEEDBACK, "note": "ok\x00"},
+        ("note",),
+        "control_character",
+    ),
+    "response as a number": (
+        FeedbackRequest,
+        {**FEEDBACK, "response": 1},
+        ("response",),
+        "literal_error",
+    ),
     "feedback without agent": (
         FeedbackRequest,
         {k: v for k, v in FEEDBACK.items() if k != "agent_id"},
@@ -365,11 +452,16 @@ BAD_REQUESTS = {
 }
 
 
+@pytest.mark.parametrize("mode", ["json", "python"])
 @pytest.mark.parametrize("case", BAD_REQUESTS, ids=list(BAD_REQUESTS))
-def test_a_bad_request_is_refused_with_the_field_named(case):
+def test_a_bad_request_is_refused_with_the_field_named(case, mode):
+    # BentoML validates the body's JSON text; the python mode is what other callers use
     model, payload, loc, kind = BAD_REQUESTS[case]
     with pytest.raises(ValidationError) as caught:
-        model.model_validate(payload)
+        if mode == "json":
+            model.model_validate_json(json.dumps(payload))
+        else:
+            model.model_validate(payload)
     [error] = caught.value.errors()
     assert (error["loc"], error["type"]) == (loc, kind), error
     assert ".".join(loc) in str(caught.value), f"the message names the field: {caught.value}"
@@ -387,6 +479,64 @@ def test_a_validation_message_never_carries_the_input():
     message = str(caught.value)
     assert "context.queue_pressure" in message and "max_suggestions" in message, message
     assert "SECRET" not in message, f"the input reaches the log through the message: {message}"
+
+
+def test_free_text_keeps_its_tabs_and_line_breaks():
+    note = "called back twice\n\tthen asked for a letter\r\n"
+    request = FeedbackRequest.model_validate({**FEEDBACK, "note": note})
+    assert request.note == note.strip(), "only the ends are trimmed, as for every string"
+
+
+SAMPLES = ["C1", "agent-042", "é ü 中", "a b", "C\x00", "\tC1", "a\nb", "\x1b[0m", "\x7f", "x\x85"]
+
+
+@pytest.mark.parametrize(
+    ("model", "payload", "field"),
+    [
+        (SuggestionRequest, SUGGESTION, "customer_id"),
+        (ScoresRequest, {"customer_id": "C1"}, "customer_id"),
+        (ContactContext, CONTEXT, "channel"),
+        (ContactContext, CONTEXT, "call_reason"),
+        (ContactContext, CONTEXT, "agent_id"),
+        (FeedbackRequest, FEEDBACK, "decision_id"),
+        (FeedbackRequest, FEEDBACK, "suggestion_id"),
+        (FeedbackRequest, FEEDBACK, "agent_id"),
+        (FeedbackRequest, FEEDBACK, "note"),
+    ],
+)
+def test_the_documented_pattern_is_the_rule_the_service_applies(model, payload, field):
+    # Given the pattern the OpenAPI document shows for a text field
+    schema = model.model_json_schema()["properties"][field]
+    [pattern] = {s["pattern"] for s in [schema, *schema.get("anyOf", [])] if "pattern" in s}
+    for value in SAMPLES:
+        # when a request carries a value, then it is accepted exactly when it matches
+        documented = re.fullmatch(pattern, value) is not None
+        try:
+            model.model_validate_json(json.dumps({**payload, field: value}))
+            accepted = True
+        except ValidationError:
+            accepted = False
+        assert accepted == documented, f"{field}={value!r}: accepted {accepted}, pattern {pattern}"
+
+
+def test_bentomls_400_body_is_an_error_response():
+    # Given the body BentoML answers for a request that does not validate (its http_app)
+    with pytest.raises(ValidationError) as caught:
+        SuggestionRequest.model_validate_json('{"customer_id": "C\\u0000", "max_suggestions": "2"}')
+    exc = caught.value
+    body = {
+        "error": f"{exc.error_count()} validation error for {exc.title}",
+        "detail": exc.errors(include_context=False, include_input=False),
+    }
+    sent = json.loads(json.dumps(body))
+    # then it reads as the documented ErrorResponse, each field named, nothing lost
+    error = ErrorResponse.model_validate(sent)
+    assert [tuple(d.loc) for d in error.detail] == [
+        ("customer_id",),
+        ("context",),
+        ("max_suggestions",),
+    ], error.detail
+    assert error.model_dump(mode="json", exclude_none=True) == sent
 
 
 def test_a_good_request_is_trimmed_and_gets_the_documented_defaults():
