@@ -203,9 +203,8 @@ class ApiGuard:
             body = await _read_body(receive)
             if body is None:
                 message = f"request body over {MAX_BODY_BYTES} bytes"
-                return await error_response(413, message, [(b"connection", b"close")])(
-                    scope, receive, send
-                )
+                # The server drops the rest of the body as it arrives (nothing is buffered).
+                return await error_response(413, message)(scope, receive, send)
             await self.app(scope, _replay(body, receive), send)
         finally:
             service.admission.leave()

@@ -61,6 +61,7 @@ from serving.middleware import (
     install_timeout_fix,
     key_digests,
 )
+from serving.openapi import OpenApiDocument
 from serving.policy import Context, decline_window
 from serving.startup import (
     StartupError,
@@ -385,3 +386,4 @@ class Tierwise:
 
 
 Tierwise.add_asgi_middleware(ApiGuard)
+Tierwise.add_asgi_middleware(OpenApiDocument)
