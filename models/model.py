@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from features.values import json_default
+from models.booster import check_model_text, read_booster
 
 FILES = ("booster.txt", "encoding.json", "calibration.json", "meta.json")
 
@@ -140,7 +141,7 @@ class Predictor:
     def from_dict(cls, data: dict, threads: int = 1) -> Predictor:
         return cls(
             data["target"],
-            lgb.Booster(model_str=data["booster"]),
+            lgb.Booster(model_str=check_model_text(data["booster"])),
             Encoding(**data["encoding"]),
             Calibration(**data["calibration"]),
             {**data["meta"], "threads": threads},
@@ -156,11 +157,18 @@ class Predictor:
 
     @classmethod
     def load(cls, folder: Path, threads: int = 1) -> Predictor:
-        """Load from a folder of the native files (``threads`` for LightGBM's predict)."""
+        """Load from a folder of the native files (``threads`` for LightGBM's predict).
+
+        Raises:
+            OSError: a file is missing or unreadable.
+            ValueError: a file is not what it should be (``models.booster.BoosterFormatError``
+                for the booster, ``json.JSONDecodeError`` for the JSON files).
+            lightgbm.basic.LightGBMError: LightGBM refuses the booster.
+        """
         meta = json.loads((folder / "meta.json").read_text())
         encoding = Encoding(**json.loads((folder / "encoding.json").read_text()))
         calibration = Calibration(**json.loads((folder / "calibration.json").read_text()))
-        booster = lgb.Booster(model_file=str(folder / "booster.txt"))
+        booster = read_booster(folder / "booster.txt")
         return cls(meta.pop("target"), booster, encoding, calibration, {**meta, "threads": threads})
 
 
