@@ -58,7 +58,7 @@ from serving.middleware import (
     authorized,
     error_code,
     error_response,
-    install_timeout_fix,
+    install_framework_fixes,
     key_digests,
 )
 from serving.openapi import OpenApiDocument
@@ -98,7 +98,7 @@ class StoreUnavailableError(RuntimeError):
 
 # BentoML builds its app (and looks its timeout middleware up) in each worker after importing
 # this module and before the service's __init__: the one thing the project does at import.
-install_timeout_fix()
+install_framework_fixes()
 
 
 def as_io(model: type[BaseModel]) -> type[bentoml.IODescriptor]:
