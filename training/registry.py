@@ -16,11 +16,13 @@ import pandas as pd
 from pydantic import BaseModel, Field
 
 import models.pyfunc
+from models.integrity import ModelIntegrityError, file_digests
 from models.model import Predictor
 from models.registry import (
     AS_OF,
     CHALLENGER,
     CHAMPION,
+    DIGEST_TAG,
     HELD_OUT_SCORE,
     HOLDOUT_DIR,
     LABEL,
@@ -81,9 +83,12 @@ def log_target_model(
 ) -> str:
     """Log a target's folder as a pyfunc model in the active run, register it, tag the version.
 
-    The new version becomes ``challenger``, never ``champion``: even a model's first version
-    must pass the gate in ``promote``. Returns the version.
+    The sha256 of every file in ``folder``, taken before it is uploaded, becomes the version's
+    ``DIGEST_TAG`` (``models.registry.load_version`` verifies them), set before any other
+    tag or alias. The new version becomes ``challenger``, never ``champion``: even a model's
+    first version must pass the gate in ``promote``. Returns the version.
     """
+    digests = json.dumps(file_digests(folder), sort_keys=True)
     signature = mlflow.models.infer_signature(example, np.zeros(len(example)))
     with warnings.catch_warnings():
         # An input example would make MLflow load and run the model once more per version.
@@ -92,6 +97,7 @@ def log_target_model(
         info = _log_pyfunc(folder, target, name, signature)
     version = str(info.registered_model_version)
     mlflow_client = client(mlflow.get_tracking_uri())
+    mlflow_client.set_model_version_tag(name, version, DIGEST_TAG, digests)
     for key, value in tags.items():
         mlflow_client.set_model_version_tag(name, version, key, str(value))
     mlflow_client.set_registered_model_alias(name, CHALLENGER, version)
@@ -120,7 +126,10 @@ class Tolerances(BaseModel):
 class PromotionDecision:
     """The gate's verdict on one model; figures are NaN where they do not apply.
 
-    ``message`` says it in plain words, without NaN.
+    ``champion_error`` says why the champion could not be loaded to compare with (its files
+    fail verification, ``models.registry.load_version``); the challenger is then judged on
+    the baseline and the floor alone, as a first version is. ``message`` says it in plain
+    words, without NaN.
     """
 
     name: str
@@ -135,6 +144,7 @@ class PromotionDecision:
     baseline_roc_auc: float = float("nan")
     min_roc_auc: float = float("nan")
     target: str = ""
+    champion_error: str = ""
 
     @property
     def message(self) -> str:
@@ -147,18 +157,23 @@ class PromotionDecision:
         if self.champion == self.challenger:
             return f"{new} is already champion"
         auc = _figure(self.challenger_roc_auc)
+        unverified = (
+            f"previous champion {old} could not be loaded to compare ({self.champion_error})"
+        )
         if self.promoted:
             lead = f"{new} is now champion{' (forced)' if self.reason == 'forced' else ''}"
             if self.reason == "forced":
-                versus = (
-                    f"previous champion {old} ({_figure(self.champion_roc_auc)})"
-                    if old
-                    else "no previous champion"
-                )
+                versus = f"previous champion {old} ({_figure(self.champion_roc_auc)})"
+                if self.champion_error:
+                    versus = unverified
+                elif old is None:
+                    versus = "no previous champion"
                 return f"{lead}: ROC AUC {auc}, baseline {_figure(self.baseline_roc_auc)}, {versus}"
             beats = f"ROC AUC {auc} beats the baseline {_figure(self.baseline_roc_auc)}"
             if old is None:
                 return f"{lead} (first version): {beats} and the floor {self.min_roc_auc:.2f}"
+            if self.champion_error:
+                return f"{lead}: {beats} and the floor {self.min_roc_auc:.2f}; {unverified}"
             verb = (
                 "and the previous champion"
                 if self.challenger_roc_auc > self.champion_roc_auc
@@ -166,6 +181,8 @@ class PromotionDecision:
             )
             return f"{lead}: {beats} {verb} {old} ({_figure(self.champion_roc_auc)})"
         serving = f"champion {old} keeps serving" if old else "no model serves this action"
+        if self.champion_error:
+            serving = f"champion {old} cannot serve either ({self.champion_error})"
         state = "stays challenger" if old else "stays unpromoted"
         return f"{new} {state}: {self.reason}; {serving}"
 
@@ -186,7 +203,9 @@ def promote(
     (recorded at training on the same rows), reaches ``tolerances.min_roc_auc`` and, when
     there is a champion, is not worse than it beyond the tolerances; or if ``force``. A
     failing first version stays registered with no champion. The decision and its figures
-    are tagged on both versions.
+    are tagged on both versions. A challenger whose files fail verification is not judged
+    (the decision's reason says why); a champion whose files fail verification cannot
+    serve, so the challenger is judged as a first version, with ``champion_error`` set.
 
     Raises:
         LookupError: ``target`` names no registered model.
@@ -215,7 +234,10 @@ def _decide(mlflow_client, uri: str, name: str, force: bool, tol: Tolerances) ->
         return PromotionDecision(name, old, None, False, "no challenger")
     if old == new:
         return PromotionDecision(name, old, new, False, "challenger is already champion")
-    candidate = load_version(uri, name, new)
+    try:
+        candidate = load_version(uri, name, new)
+    except ModelIntegrityError as err:  # judged no further; the other models still are
+        return PromotionDecision(name, old, new, False, str(err))
     holdout = _holdout(candidate.run_id, candidate.predictor.target)
     y = holdout.pop(LABEL).to_numpy()
     dates = holdout.pop(AS_OF) if AS_OF in holdout else None
@@ -239,8 +261,13 @@ def _decide(mlflow_client, uri: str, name: str, force: bool, tol: Tolerances) ->
         target=candidate.predictor.target,
     )
     if old is not None:
-        base = _champion_figures(load_version(uri, name, old).predictor, holdout, y, dates)
-        decision.champion_roc_auc, decision.champion_ece = base["roc_auc"], base["ece"]
+        try:
+            champion = load_version(uri, name, old)
+        except ModelIntegrityError as err:  # it cannot serve: judge as a first version
+            decision.champion_error = str(err)
+        else:
+            base = _champion_figures(champion.predictor, holdout, y, dates)
+            decision.champion_roc_auc, decision.champion_ece = base["roc_auc"], base["ece"]
     failures = _failures(decision, tol)
     decision.promoted = force or not failures
     decision.reason = "forced" if failures and force else "; ".join(failures) or _passed(decision)
@@ -289,7 +316,7 @@ def _failures(d: PromotionDecision, tol: Tolerances) -> list[str]:
     elif auc <= baseline + tol.baseline_margin:
         margin = f" by more than {tol.baseline_margin:.3f}" if tol.baseline_margin else ""
         out.append(f"ROC AUC {auc:.3f} does not beat the baseline {baseline:.3f}{margin}")
-    if d.champion is not None:
+    if d.champion is not None and not d.champion_error:
         if auc < d.champion_roc_auc - tol.roc_auc:
             out.append(
                 f"ROC AUC {auc:.3f} is more than {tol.roc_auc:.3f} below champion"
@@ -306,6 +333,8 @@ def _failures(d: PromotionDecision, tol: Tolerances) -> list[str]:
 def _passed(d: PromotionDecision) -> str:
     if d.champion is None:
         return "first version: beats the baseline and the floor"
+    if d.champion_error:
+        return "beats the baseline and the floor; the champion could not be loaded to compare"
     return "beats the baseline and the floor; not worse than the champion beyond tolerances"
 
 

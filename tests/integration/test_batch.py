@@ -33,12 +33,17 @@ from typer.testing import CliRunner
 from batch.run import MANIFEST, BatchOptions, BatchResult, read_output, run_batch
 from features.contract import load_dataset
 from features.spark import spark_session
+from models.registry import CHAMPION, client, model_name
 from models.scoring import load_champions
 from serving.decisions import DecisionLog, DecisionRecord
 from serving.policy import PolicyConfig
 from serving.store import OnlineStore, StoreMissingError
 from tests.integration.test_service import KEY, ROOT, free_port, stop, wait_ready
+from tests.unit.models.test_integrity import flip_byte, stored_folder
+from tests.unit.training.test_promotion import predictor
+from tests.unit.training.test_promotion_decision import register_model
 from tierwise.cli import app
+from tierwise.settings import Settings
 
 AS_OF = dt.date(2026, 3, 31)
 LATER = dt.date(2026, 6, 30)  # the demo base's data_end
@@ -519,6 +524,25 @@ def test_without_champion_models_nothing_is_written(trained, tmp_path):
     assert "run `tierwise train` first" in result.output, result.output
     assert not out.exists() and not out.is_symlink()
     assert not (tmp_path / f".{out.name}.runs").exists(), "no runs folder either"
+
+
+def test_a_tampered_champion_stops_the_batch_before_writing(make_dataset, tmp_path):
+    # Given a home whose churn champion (a tiny model) had one byte of its booster changed in
+    # the artifact store after registration
+    home, out = tmp_path / "home", tmp_path / "scores"
+    settings = Settings(home=home, mlflow_tracking_uri=None, threads=1)
+    name, version = model_name("churn"), register_model(settings, tmp_path, predictor("strong"))
+    client(settings.tracking_uri()).set_registered_model_alias(name, CHAMPION, version)
+    flip_byte(stored_folder(settings.tracking_uri(), name, version) / "booster.txt")
+    # When the batch is asked to score
+    result = score(clean_env(TIERWISE_HOME=str(home)), *score_args(make_dataset(), AS_OF, out))
+    # Then it stops with the message naming the model, the version and the file
+    assert result.exit_code != 0, result.output
+    assert (
+        f"tierwise-churn v{version}: sha256 mismatch: the model files changed after"
+        " registration (booster.txt changed)"
+    ) in result.output, result.output
+    assert not out.exists() and not out.is_symlink(), "nothing is written"
 
 
 def test_data_breaking_the_contract_leaves_the_previous_output_and_store(trained, models, tmp_path):

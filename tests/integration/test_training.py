@@ -11,8 +11,13 @@ import pandas as pd
 import pytest
 
 from features.spine import register_spine
+from models.integrity import file_digests
+from models.model import FILES
 from models.registry import (
+    DIGEST_TAG,
+    MODEL_FOLDER,
     SETTINGS_FILE,
+    SPEC_FILE,
     client,
     load_aliased,
     load_version,
@@ -188,6 +193,22 @@ def test_every_candidate_is_logged_with_its_figures(trained):
 def test_a_model_carries_the_dataset_settings_it_was_trained_under(trained):
     model = load_aliased(trained.settings.tracking_uri(), alias="challenger")["churn"]
     assert model.settings == trained.dataset().settings.model_dump(mode="json")
+
+
+def test_every_registered_version_records_the_sha256_of_the_files_its_loader_reads(trained):
+    uri = trained.settings.tracking_uri()
+    mlflow_client = client(uri)
+    mlflow.set_tracking_uri(uri)
+    for target, result in trained_targets(trained).items():
+        version = mlflow_client.get_model_version(model_name(target), result.version)
+        recorded = json.loads(version.tags[DIGEST_TAG])
+        assert set(recorded) == {*FILES, SPEC_FILE, SETTINGS_FILE}, (target, sorted(recorded))
+        root = Path(
+            mlflow.artifacts.download_artifacts(
+                artifact_uri=f"models:/{version.name}/{version.version}"
+            )
+        )
+        assert file_digests(root.joinpath(*MODEL_FOLDER)) == recorded, f"{target}: as stored"
 
 
 def test_same_data_and_settings_give_the_same_models(demo_data, tmp_path):
