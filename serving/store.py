@@ -12,6 +12,7 @@ PostgreSQL, or any database SQLAlchemy speaks, by URL.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import json
@@ -148,7 +149,12 @@ def _sqlite_engine(
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             # Customer data: created for the owner alone before SQLite opens it (SQLite
             # itself would follow the umask, 0644 as a rule); an existing file keeps its mode.
-            os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+            # Never open and close an existing file: closing any descriptor of a file drops
+            # every POSIX lock this process holds on it, the locks SQLite's other connections
+            # rely on (another process then took itself for the last one, checkpointed and
+            # deleted the WAL under them: SQLITE_IOERR_SHORT_READ, then SQLITE_CORRUPT).
+            with contextlib.suppress(FileExistsError):
+                os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600))
         elif not Path(path).exists():
             raise StoreMissingError(f"no database file at {path}")
     engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
