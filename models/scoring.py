@@ -12,19 +12,18 @@ import datetime as dt
 import json
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from features.contract import Dataset
-from features.history import held_products_sql
-from features.pipeline import build_features
 from features.spec import FeatureSpec
-from features.spine import as_of_dates, register_spine
 from models.model import Encoding, Predictor
 from models.registry import CHAMPION, LoadedModel, load_aliased
 from tierwise.settings import Settings
+
+if TYPE_CHECKING:  # the batch's scoring needs DuckDB; a service worker starts without it
+    from features.contract import Dataset
 
 # Columns of the scores table besides the probabilities.
 KEYS = ["customer_id", "as_of", "tier", "value"]
@@ -160,6 +159,9 @@ def _keys(frame: pd.DataFrame) -> pd.MultiIndex:
 
 def open_holdings(ds: Dataset, as_of: list[dt.date]) -> pd.DataFrame | None:
     """Holdings open at each date for the population then; None without a holdings table."""
+    from features.history import held_products_sql
+    from features.spine import register_spine
+
     register_spine(ds, as_of, name="holdings_spine")
     sql = held_products_sql(ds, "holdings_spine")
     return None if sql is None else ds.con.execute(sql).df()
@@ -167,6 +169,9 @@ def open_holdings(ds: Dataset, as_of: list[dt.date]) -> pd.DataFrame | None:
 
 def score_customers(ds: Dataset, as_of: dt.date | str, models: ModelSet) -> pd.DataFrame:
     """Score the population at ``as_of``: keys, tier, value, one probability per target, versions."""
+    from features.pipeline import build_features
+    from features.spine import as_of_dates
+
     dates = as_of_dates([as_of])
     held = open_holdings(ds, dates)
     parts = []

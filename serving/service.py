@@ -31,6 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import bentoml
+import psutil
 from pydantic import BaseModel
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.responses import JSONResponse
@@ -159,13 +160,14 @@ class Tierwise:
         self._reloading = threading.Lock()
         self._board = WorkerBoard(settings.decisions_url())
         self._generation = self._board.generation()
-        self._state = load_state(settings)
+        self._state = load_state(settings, generation=self._generation)
         warm_up(self._state)
         freeze_heap()
         info = self._state.store_info
         log.info(
             "worker %d serving models %s; online store as of %s (%d customers); "
-            "%d agent key(s), %d admin key(s); %d threads, %d requests admitted",
+            "%d agent key(s), %d admin key(s); %d threads, %d requests admitted; "
+            "ready %.1f s after its start",
             os.getpid(),
             dict(self._state.scorer.versions),
             info.as_of,
@@ -174,6 +176,7 @@ class Tierwise:
             len(settings.admin_key_set()),
             settings.service_threads,
             self.admission.limit,
+            time.time() - psutil.Process().create_time(),
         )
         threading.Thread(target=self._watch, name="tierwise-watch", daemon=True).start()
         self._ready = True
@@ -322,7 +325,8 @@ class Tierwise:
             if not self._use(DECISION_LOG, self._board.take_lease, holder, RELOAD_LEASE_S):
                 return error_response(409, "a reload is already running in another worker")
             try:
-                previous, state = self._state, self._load_again()
+                generation = self._board.generation() + 1  # the lease: no one else bumps
+                previous, state = self._state, self._load_again(generation, fresh=True)
                 self._generation = self._board.bump()
             finally:
                 self._board.release(holder)
@@ -340,10 +344,11 @@ class Tierwise:
             store_as_of=state.store_info.as_of,
         )
 
-    def _load_again(self) -> State:
-        """Load, warm up and switch to the current champions (StartupError: keep the old)."""
+    def _load_again(self, generation: int, fresh: bool) -> State:
+        """Load, warm up and switch to ``generation``'s champions (``fresh``: from MLflow,
+        not the workers' shared copy); StartupError: keep the old ones."""
         previous = self._state
-        state = load_state(self._settings, decisions=previous.decisions)
+        state = load_state(self._settings, previous.decisions, generation, fresh)
         warm_up(state)
         self._state = state
         previous.store.close()  # requests still reading it finish on their connection
@@ -368,7 +373,7 @@ class Tierwise:
                 continue
             if generation > self._generation and self._reloading.acquire(blocking=False):
                 try:
-                    self._load_again()
+                    self._load_again(generation, fresh=False)
                 except StartupError as err:
                     log.error("worker %d keeps its models: %s", os.getpid(), err)
                 finally:

@@ -87,26 +87,44 @@ def check_startup(settings: Settings) -> StoreInfo:
         info = OnlineStore(settings.online_url(), create=False).info()
     except StoreMissingError as err:
         raise StartupError(str(err)) from None
-    from models.registry import CHAMPION, client, tierwise_models, version_by_alias
+    from features.urls import safe_url
+    from models.registry import (
+        CHAMPION,
+        client,
+        tierwise_models,
+        verify_champions,
+        version_by_alias,
+    )
 
     uri = settings.tracking_uri()
+    shown = safe_url(uri)
     mlflow_client = client(uri)
     names = tierwise_models(mlflow_client)
     if not names:
-        raise StartupError(f"no Tierwise models are registered at {uri}: run `tierwise train`")
+        raise StartupError(f"no Tierwise models are registered at {shown}: run `tierwise train`")
     if not any(version_by_alias(mlflow_client, n, CHAMPION) for n in names):
-        raise StartupError(f"no model has a champion version at {uri}: run `tierwise promote`")
+        raise StartupError(f"no model has a champion version at {shown}: run `tierwise promote`")
+    try:  # a tampered or unreadable champion refuses here, before any worker starts
+        verify_champions(uri)
+    except LookupError as err:
+        raise StartupError(str(err)) from None
     return info
 
 
-def load_state(settings: Settings, decisions: DecisionLog | None = None) -> State:
-    """Load the champions (LightGBM with one thread each), open the stores and check them.
+def load_state(
+    settings: Settings,
+    decisions: DecisionLog | None = None,
+    generation: int = 0,
+    fresh: bool = False,
+) -> State:
+    """Load the champions of reload ``generation`` (``serving.champions``; from MLflow when
+    ``fresh``; LightGBM with one thread each), open the stores and check them.
 
     Raises:
         StartupError: no champion, no online store, or a store built for other features.
     """
-    from models.registry import CHAMPION, load_aliased
     from models.scoring import ModelSet
+    from serving.champions import load_champions
     from serving.decisions import DecisionLog
     from serving.store import OnlineStore, StoreMissingError
     from serving.suggest import Scorer
@@ -118,9 +136,14 @@ def load_state(settings: Settings, decisions: DecisionLog | None = None) -> Stat
     except StoreMissingError as err:
         raise StartupError(str(err)) from None
     try:
-        models = ModelSet(load_aliased(settings.tracking_uri(), CHAMPION, threads=1))
+        models = ModelSet(load_champions(settings, generation, fresh))
     except LookupError as err:
         raise StartupError(str(err)) from None
+    except Exception as err:  # the registry unreachable (MLflow's or the database's error)
+        raise StartupError(
+            f"the model registry could not be read ({type(err).__name__}): the models "
+            "stay as they are; retry when it answers"
+        ) from None
     scorer = Scorer.from_models(models)
     stored = {json.dumps(s, sort_keys=True) for s in info.specs}
     if any(json.dumps(s, sort_keys=True) not in stored for s in scorer.specs):

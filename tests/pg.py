@@ -77,6 +77,7 @@ class Cluster:
     port: int
     password: str
     run_as: tuple[str, ...]  # the command prefix running the server's tools
+    options: str = ""  # the server's settings (pg_ctl -o), kept for ``resume``
 
     def url(self, database: str = "postgres") -> str:
         """A ``postgresql://`` URL with the password (no driver named, as a user writes it)."""
@@ -91,6 +92,16 @@ class Cluster:
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute(f"CREATE DATABASE {name}")
         return self.url(name)
+
+    def halt(self) -> None:
+        """Stop the server, keeping its data (an outage: ``resume`` brings it back)."""
+        self._run("pg_ctl", "-D", str(self.root / "data"), "-m", "fast", "-w", "stop")
+
+    def resume(self) -> None:
+        """Start the halted server again, on the same port."""
+        log = str(self.root / "server.log")
+        data = str(self.root / "data")
+        self._run("pg_ctl", "-D", data, "-l", log, "-o", self.options, "-w", "-t", "60", "start")
 
     def stop(self) -> None:
         """Stop the server at once (nothing in it is kept) and remove its folder."""
@@ -131,12 +142,13 @@ def start_cluster() -> Cluster:
     pwfile.write_text(password + "\n")
     if run_as:
         shutil.chown(pwfile, SERVER_USER, SERVER_USER)
-    cluster = Cluster(root, bindir, _free_port(), password, run_as)
-    data = str(root / "data")
+    port = _free_port()
     options = (
-        f"-c listen_addresses=127.0.0.1 -c port={cluster.port} -c unix_socket_directories={root} "
+        f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={root} "
         "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=60"
     )
+    cluster = Cluster(root, bindir, port, password, run_as, options)
+    data = str(root / "data")
     try:
         cluster._run(
             "initdb", "-D", data, "-U", USER, f"--pwfile={pwfile}", "--auth-local=trust",
