@@ -53,7 +53,7 @@ class Settings(BaseSettings):
         2, ge=1, description="Threads per service worker for store I/O and predictions."
     )
     service_queue: int = Field(
-        14,
+        6,
         ge=0,
         description="Requests a service worker admits beyond its threads; past that it answers "
         "429 with Retry-After.",
