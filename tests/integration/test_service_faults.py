@@ -9,6 +9,7 @@ is bounded in count and time.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
 import os
@@ -148,6 +149,25 @@ def test_random_unauthenticated_paths_are_404_and_add_no_metrics(service):
     assert metrics.status_code == 200
     assert len(metrics.content) < 512 * 1024, "the metrics stay small"
     assert not re.search(r'endpoint="/[0-9a-f]{16}/', metrics.text), "no series per unknown path"
+
+
+def test_past_the_admission_limit_requests_get_429_with_retry_after_never_a_5xx(service):
+    async def burst() -> list[httpx.Response]:
+        limits = httpx.Limits(max_connections=64)
+        headers = {"Authorization": f"Bearer {KEY}"}
+        async with httpx.AsyncClient(base_url=service.url, limits=limits, timeout=30) as http:
+            requests = [
+                http.post("/v1/suggestions", json=suggestion(c), headers=headers)
+                for c in service.customers[:64]
+            ]
+            return await asyncio.gather(*requests)
+
+    answers = [r for _ in range(3) for r in asyncio.run(burst())]
+    statuses = {r.status_code for r in answers}
+    assert statuses == {200, 429}, statuses  # 64 at once against 2 workers x 8 admitted
+    refused = [r for r in answers if r.status_code == 429]
+    assert all(r.headers["retry-after"] == "1" for r in refused)
+    assert "retry" in refused[0].json()["error"]
 
 
 def test_a_locked_decision_log_gets_fast_503s_keeps_the_probes_fast_and_recovers(service):
