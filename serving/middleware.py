@@ -204,7 +204,7 @@ class ApiGuard:
             return await error_response(503, "the service is starting", RETRY_LATER)(
                 scope, receive, send
             )
-        if not _known(path, service):
+        if path != METRICS_PATH and path not in service.routes:
             return await error_response(404, "no such route")(scope, receive, send)
         refusal = _refusal(scope, path, service)
         if refusal is not None:

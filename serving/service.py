@@ -97,6 +97,10 @@ class StoreUnavailableError(RuntimeError):
     """A store did not answer (its name is the message): the request gets 503."""
 
 
+def unavailable(err: StoreUnavailableError) -> JSONResponse:
+    return error_response(503, f"the {err} is unavailable: retry shortly", RETRY_LATER)
+
+
 # BentoML builds its app (and looks its timeout middleware up) in each worker after importing
 # this module and before the service's __init__: the one thing the project does at import.
 install_framework_fixes()
@@ -226,7 +230,7 @@ class Tierwise:
         try:
             return await asyncio.get_running_loop().run_in_executor(self._pool, work, request)
         except StoreUnavailableError as err:
-            return error_response(503, f"the {err} is unavailable: retry shortly", RETRY_LATER)
+            return unavailable(err)
 
     def _suggest(self, request: SuggestionRequest) -> SuggestionResponse | JSONResponse:
         from serving.decisions import record_of
@@ -333,7 +337,7 @@ class Tierwise:
         except StartupError as err:
             return error_response(409, str(err))
         except StoreUnavailableError as err:
-            return error_response(503, f"the {err} is unavailable: retry shortly", RETRY_LATER)
+            return unavailable(err)
         finally:
             self._reloading.release()
         before, after = dict(previous.scorer.versions), dict(state.scorer.versions)

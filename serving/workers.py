@@ -28,6 +28,7 @@ state_table = sa.Table(
 )
 GENERATION, RELOAD = "generation", "reload"
 _ROW = state_table.c.name
+_GENERATION = sa.select(state_table.c.value).where(_ROW == GENERATION)
 
 
 class WorkerBoard:
@@ -48,9 +49,7 @@ class WorkerBoard:
     def generation(self) -> int:
         """The number of reloads so far."""
         with self._engine.connect() as conn:
-            return int(
-                conn.execute(sa.select(state_table.c.value).where(_ROW == GENERATION)).one()[0]
-            )
+            return int(conn.execute(_GENERATION).scalar_one())
 
     def bump(self) -> int:
         """Count one more reload; the new generation."""
@@ -60,9 +59,7 @@ class WorkerBoard:
                 .where(_ROW == GENERATION)
                 .values(value=state_table.c.value + 1)
             )
-            return int(
-                conn.execute(sa.select(state_table.c.value).where(_ROW == GENERATION)).one()[0]
-            )
+            return int(conn.execute(_GENERATION).scalar_one())
 
     def take_lease(self, holder: str, seconds: float) -> bool:
         """Whether ``holder`` now holds the reload lease (for ``seconds`` at most)."""
