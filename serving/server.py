@@ -41,10 +41,21 @@ def _log_deaths(watcher) -> None:
     def manage_processes():
         for process in list(watcher.processes.values()):
             if process.status in (DEAD_OR_ZOMBIE, UNEXISTING):
-                died(process.pid, "found dead")
+                died(process.pid, _how(_collect(process.pid)))
         return manage()
 
     watcher.reap_process, watcher.manage_processes = reap_process, manage_processes
+
+
+def _collect(pid: int) -> int | None:
+    """The exit status of a dead child not yet reaped, collected here: circus is about to drop
+    it from its table and would then never reap it (which SIGCHLD or this check comes first is
+    a race; either way the log says how the worker died)."""
+    try:
+        reaped, status = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:  # already reaped
+        return None
+    return status if reaped == pid else None
 
 
 def _how(status: int | None) -> str:
