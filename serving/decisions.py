@@ -367,6 +367,7 @@ def record_of(decision: Decision, context: Context, now: dt.datetime) -> Decisio
             "call_reason": context.call_reason,
             "queue_pressure": context.queue_pressure,
             "agent_id": context.agent_id,
+            "tier": a.tier.name,  # the customer's, at the decision: effects are read by tier
         },
         probabilities=dict(a.probabilities),
         suggestions=[
