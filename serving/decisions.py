@@ -9,7 +9,10 @@ Feedback rows reference a decision and one of its suggestions; a unique key on
 ``(decision_id, suggestion_id)`` makes a retried feedback call find its first row instead
 of adding a second. The contact policy reads the customer's declines back (``declines``,
 ``all_declines`` for the nightly batch); reports read the whole log (``read_decision_log``).
-This module is the only one that reads or writes the decision tables.
+Beside them, ``decision_outcomes`` holds what each offered or held-out action led to, once
+its horizon has passed (``monitoring.outcomes`` attributes it; ``write_outcomes`` stores it
+idempotently, ``read_outcomes`` reads it back). This module is the only one that reads or
+writes the decision tables.
 
 Durability: feedback is committed with ``synchronous=FULL`` (PostgreSQL
 ``synchronous_commit=on``) before it is acknowledged. Decisions are written through a second
@@ -27,6 +30,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
@@ -81,6 +85,45 @@ not_shown_table = sa.Table(
         "decision_id", sa.String(64), sa.ForeignKey("decisions.decision_id"), primary_key=True
     ),
     sa.Column("not_shown", sa.Text, nullable=False),  # JSON list: action, reason, detail, ...
+)
+
+ARMS = ("offered", "holdout")
+SOURCES = ("service", "batch")
+outcomes_table = sa.Table(
+    "decision_outcomes",
+    _META,
+    # No foreign key: batch decisions (``batch:{as_of}:{customer_id}``) live in the batch
+    # output, not in ``decisions``; the id is as long as a customer id allows.
+    sa.Column("decision_id", sa.String(240), primary_key=True),
+    sa.Column("action", sa.String(200), primary_key=True),  # retention, win_back, upgrade, product
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("product", sa.String(200)),
+    sa.Column("arm", sa.String(10), nullable=False),
+    sa.Column("control", sa.Boolean, nullable=False),  # the decision's random-order flag
+    sa.Column("source", sa.String(10), nullable=False),
+    sa.Column("customer_id", sa.String(200), nullable=False),
+    sa.Column("decided_at", sa.DateTime, nullable=False),  # UTC, naive
+    sa.Column("tier", sa.String(200)),
+    sa.Column("channel", sa.String(200)),
+    sa.Column("probability", sa.Float),  # the propensity at the decision
+    sa.Column("horizon_end", sa.Date, nullable=False),
+    sa.Column("outcome", sa.SmallInteger, nullable=False),
+    sa.Column("value", sa.Float, nullable=False),  # transaction amounts within the window
+    sa.Column("computed_at", sa.DateTime, nullable=False),  # UTC, naive
+    sa.CheckConstraint("outcome IN (0, 1)", name="ck_outcome_binary"),
+    sa.CheckConstraint(f"arm IN ({', '.join(repr(a) for a in ARMS)})", name="ck_outcome_arm"),
+    sa.CheckConstraint(
+        f"source IN ({', '.join(repr(s) for s in SOURCES)})", name="ck_outcome_source"
+    ),
+    sa.Index("ix_outcomes_action", "action", "decided_at"),
+)
+OUTCOME_COLUMNS: tuple[str, ...] = tuple(c.name for c in outcomes_table.columns)
+"""The columns of ``decision_outcomes``, in order: what ``read_outcomes`` returns."""
+_COMPARED = tuple(c for c in OUTCOME_COLUMNS if c != "computed_at")  # what a rerun must match
+_OUTCOME_CHUNK = 2_000  # rows per write transaction: the service's writers wait at most that long
+_UPDATE_OUTCOME = sa.update(outcomes_table).where(
+    outcomes_table.c.decision_id == sa.bindparam("key_decision_id"),
+    outcomes_table.c.action == sa.bindparam("key_action"),
 )
 
 
@@ -314,6 +357,49 @@ class DecisionLog:
             feedback = conn.execute(sa.select(sa.func.count()).select_from(feedback_table))
             return n_decisions, int(feedback.scalar_one())
 
+    def write_outcomes(self, rows: pd.DataFrame, now: dt.datetime | None = None) -> int:
+        """Store realized outcomes, one row per (decision_id, action); return how many changed.
+
+        An upsert: a new key is inserted, a stored row with other figures (the contract
+        data was corrected) is replaced, and a row equal to the stored one is left as it
+        is, ``computed_at`` included, so a rerun writes nothing. Rows go in transactions of
+        ``_OUTCOME_CHUNK``, so the service's decision writes never wait long behind a big
+        run; a run stopped part-way is completed by the next.
+
+        Args:
+            rows: a frame with the columns of ``OUTCOME_COLUMNS`` (any ``computed_at`` is
+                ignored: it is set here).
+            now: the time stamped as ``computed_at`` of inserted or replaced rows (default:
+                now, UTC).
+
+        Raises:
+            ValueError: a column is missing, a row has no outcome (a pending decision is
+                never written), an outcome other than 0 or 1, an unknown arm or source,
+                or a (decision_id, action) twice; nothing is written then.
+        """
+        records = _outcome_params(rows)
+        computed_at = _naive_utc(now or dt.datetime.now(dt.UTC))
+        written = 0
+        for start in range(0, len(records), _OUTCOME_CHUNK):
+            chunk = records[start : start + _OUTCOME_CHUNK]
+            with self._durable.begin() as conn:
+                stored = _stored_outcomes(conn, {r["decision_id"] for r in chunk})
+                new, changed = [], []
+                for r in chunk:
+                    before = stored.get((r["decision_id"], r["action"]))
+                    if before is None:
+                        new.append({**r, "computed_at": computed_at})
+                    elif before != tuple(r[c] for c in _COMPARED):
+                        changed.append(
+                            {**r, "key_decision_id": r["decision_id"], "key_action": r["action"]}
+                        )
+                if new:
+                    conn.execute(sa.insert(outcomes_table), new)
+                if changed:
+                    conn.execute(_UPDATE_OUTCOME.values(computed_at=computed_at), changed)
+                written += len(new) + len(changed)
+        return written
+
     def close(self) -> None:
         self._log.dispose()
         self._durable.dispose()
@@ -353,6 +439,70 @@ def read_decision_log(
     kept = {d.decision_id for d in decisions}
     feedback = [feedback_record(r) for r in feedback_rows if r.decision_id in kept]
     return decisions, feedback
+
+
+def read_decisions(url: str, until: dt.datetime | None = None) -> list[DecisionRecord] | None:
+    """Every decision made at or before ``until``, oldest first, with its not-shown list.
+
+    For outcomes, which need what was held out as well as what was shown. Read-only like
+    ``read_decision_log``: None without the store or its ``decisions`` table; a log from
+    before the not-shown lists were kept reads with empty lists.
+    """
+    try:
+        engine = open_engine(url, create=False, begin=None)
+    except StoreMissingError:
+        return None
+    try:
+        inspector = sa.inspect(engine)
+        if not inspector.has_table(decisions_table.name):
+            return None
+        if inspector.has_table(not_shown_table.name):
+            query = sa.select(decisions_table, not_shown_table.c.not_shown).select_from(
+                decisions_table.outerjoin(not_shown_table)
+            )
+        else:
+            query = sa.select(decisions_table)
+        if until is not None:
+            query = query.where(decisions_table.c.created_at <= _naive_utc(until))
+        order = (decisions_table.c.created_at, decisions_table.c.decision_id)
+        with engine.connect() as conn:
+            rows = conn.execute(query.order_by(*order)).all()
+    finally:
+        engine.dispose()
+    return [decision_record(r) for r in rows]
+
+
+def read_outcomes(url: str) -> pd.DataFrame | None:
+    """Every stored outcome, ordered by decision_id and action, columns ``OUTCOME_COLUMNS``.
+
+    Times are naive UTC datetimes, ``horizon_end`` dates. Read-only, creates nothing: None
+    when the store or the ``decision_outcomes`` table does not exist.
+    """
+    try:
+        engine = open_engine(url, create=False, begin=None)
+    except StoreMissingError:
+        return None
+    try:
+        if not sa.inspect(engine).has_table(outcomes_table.name):
+            return None
+        query = sa.select(outcomes_table).order_by(
+            outcomes_table.c.decision_id, outcomes_table.c.action
+        )
+        with engine.connect() as conn:
+            rows = [tuple(r) for r in conn.execute(query)]
+    finally:
+        engine.dispose()
+    frame = pd.DataFrame(rows, columns=list(OUTCOME_COLUMNS))
+    return frame.astype(
+        {
+            "control": bool,
+            "decided_at": "datetime64[us]",
+            "probability": float,
+            "outcome": int,
+            "value": float,
+            "computed_at": "datetime64[us]",
+        }
+    )
 
 
 def record_of(decision: Decision, context: Context, now: dt.datetime) -> DecisionRecord:
@@ -456,6 +606,58 @@ def _shown_suggestion(
             f"suggestion {suggestion_id!r} is not part of decision {decision_id!r}"
         )
     return row.customer_id, shown[suggestion_id]
+
+
+def _outcome_params(rows: pd.DataFrame) -> list[dict[str, Any]]:
+    """Outcome rows as plain parameters (the types the table reads back), checked.
+
+    Raises:
+        ValueError: as ``DecisionLog.write_outcomes`` says.
+    """
+    missing = [c for c in _COMPARED if c not in rows.columns]
+    if missing:
+        raise ValueError(f"outcome rows lack the columns {missing}")
+    pending = int(rows["outcome"].isna().sum())
+    if pending:
+        raise ValueError(f"{pending} rows have no outcome: a pending decision is never written")
+    records = []
+    for values in rows[list(_COMPARED)].itertuples(index=False, name=None):
+        r = dict(zip(_COMPARED, values, strict=True))
+        if r["outcome"] not in (0, 1) or r["arm"] not in ARMS or r["source"] not in SOURCES:
+            raise ValueError(
+                f"outcome must be 0 or 1, arm one of {ARMS} and source one of {SOURCES}; "
+                f"got {r['outcome']!r}, {r['arm']!r}, {r['source']!r}"
+            )
+        records.append(
+            {
+                **{c: str(r[c]) for c in ("decision_id", "action", "kind", "arm", "source")},
+                "customer_id": str(r["customer_id"]),
+                **{c: _text_or_none(r[c]) for c in ("product", "tier", "channel")},
+                "control": bool(r["control"]),
+                "decided_at": _naive_utc(pd.Timestamp(r["decided_at"]).to_pydatetime()),
+                "probability": None if pd.isna(r["probability"]) else float(r["probability"]),
+                "horizon_end": pd.Timestamp(r["horizon_end"]).date(),
+                "outcome": int(r["outcome"]),
+                "value": float(r["value"]),
+            }
+        )
+    keys = [(r["decision_id"], r["action"]) for r in records]
+    if len(set(keys)) != len(keys):
+        raise ValueError("outcome rows repeat a (decision_id, action)")
+    return [{c: r[c] for c in _COMPARED} for r in records]
+
+
+def _stored_outcomes(
+    conn: sa.Connection, decision_ids: set[str]
+) -> dict[tuple[str, str], tuple[Any, ...]]:
+    """(decision_id, action) -> the compared figures of the stored outcomes of these decisions."""
+    columns = [outcomes_table.c[c] for c in _COMPARED]
+    query = sa.select(*columns).where(outcomes_table.c.decision_id.in_(sorted(decision_ids)))
+    return {(r.decision_id, r.action): tuple(r) for r in conn.execute(query)}
+
+
+def _text_or_none(value: Any) -> str | None:
+    return None if value is None or pd.isna(value) else str(value)
 
 
 def _aware(record: FeedbackRecord) -> FeedbackRecord:
