@@ -1,0 +1,278 @@
+"""Incremental effects from outcome rows with known answers: intervals, notes, lift, Qini."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from monitoring.effects import (
+    OUTCOME_COLUMNS,
+    compare_arms,
+    newcombe_interval,
+    outcome_effects,
+    qini_coefficient,
+    qini_curve,
+    sample_size_note,
+    welch_interval,
+)
+
+AT = dt.datetime(2026, 3, 2, 10, 0)
+
+
+def outcome_rows(cells: list[tuple[str, str, bool, int, int]], **columns: object) -> pd.DataFrame:
+    """Outcome rows from (action, arm, control, outcomes, rows) cells; value 10 per outcome.
+
+    Every row gets the columns of ``decision_outcomes``; ``columns`` overrides any of them.
+    """
+    records = []
+    for action, arm, control, positives, n in cells:
+        kind = action if action in ("retention", "upgrade") else "cross_sell"
+        for i in range(n):
+            outcome = int(i < positives)
+            records.append(
+                {
+                    "decision_id": f"{action}-{arm}-{control}-{i}",
+                    "action": action,
+                    "kind": kind,
+                    "product": action if kind == "cross_sell" else None,
+                    "arm": arm,
+                    "control": control,
+                    "source": "service",
+                    "customer_id": f"C{len(records):05d}",
+                    "decided_at": AT,
+                    "tier": "major",
+                    "channel": "phone",
+                    "probability": 0.5,
+                    "horizon_end": dt.date(2026, 6, 1),
+                    "outcome": outcome,
+                    "value": 10.0 * outcome,
+                    "computed_at": AT,
+                }
+            )
+    frame = pd.DataFrame(records, columns=list(OUTCOME_COLUMNS))
+    return frame.assign(**columns)
+
+
+# -- intervals ---------------------------------------------------------------------------------
+
+
+def test_newcombe_interval_matches_the_published_example():
+    # Newcombe (1998), table II, example (a): 56/70 - 48/80, method 10 gives 0.0524 to 0.3339
+    d, low, high = newcombe_interval(56, 70, 48, 80)
+    assert d == pytest.approx(0.2)
+    assert (round(low, 4), round(high, 4)) == (0.0524, 0.3339), (low, high)
+
+
+def test_sixty_in_a_hundred_against_forty_is_a_conclusive_effect():
+    # Given 60/100 offered against 40/100 held out
+    rows = outcome_rows([("savings", "offered", False, 60, 100), ("savings", "holdout", False, 40, 100)])  # fmt: skip
+    # When the effect of offering is measured
+    (row,) = outcome_effects(rows)["by_action"]
+    # Then it is +0.20 with the hybrid score interval (Wilson 0.5020-0.6906 and 0.3094-0.4980)
+    assert (row["offered_n"], row["holdout_n"]) == (100, 100)
+    assert row["effect"] == pytest.approx(0.2)
+    assert (round(row["effect_low"], 4), round(row["effect_high"], 4)) == (0.0614, 0.3281)
+    assert row["effect_note"] == "conclusive", "the interval excludes 0"
+    assert row["effect_more_offered"] is None
+    # And the incremental value per offer is 6 - 4 = 2 with a Welch interval around it
+    assert row["value_effect"] == pytest.approx(2.0)
+    assert row["value_low"] < 2.0 < row["value_high"]
+
+
+def test_welch_interval_matches_scipy_on_unequal_variances():
+    from scipy import stats
+
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(5, 1, 40), rng.normal(4, 3, 25)
+    d, low, high = welch_interval(a, b)
+    result = stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
+    assert (low, high) == pytest.approx((result.low, result.high)), "Welch's t interval"
+    assert d == pytest.approx(a.mean() - b.mean())
+
+
+def test_welch_interval_needs_two_values_per_arm():
+    d, low, high = welch_interval(np.array([3.0]), np.array([1.0, 2.0]))
+    assert d == 1.5 and math.isnan(low) and math.isnan(high)
+
+
+# -- sample-size notes -------------------------------------------------------------------------
+
+
+def test_sample_size_note_on_a_known_case():
+    # Given 12/20 against 8/20: +0.20, an interval spanning 0
+    d, low, high = newcombe_interval(12, 20, 8, 20)
+    assert low < 0 < high
+    # When the note is made: n = (1.96 + 0.8416)^2 (0.24 + 0.24) / 0.2^2 = 94.2 per arm
+    note = sample_size_note(d, low, high, (0.24, 0.24), (20, 20))
+    # Then each arm needs 95 decisions, 75 more than it has
+    assert (note["more_offered"], note["more_holdout"]) == (75, 75)
+    assert note["note"].startswith("about 75 more offered and 75 more holdout decisions")
+
+
+def test_sample_size_note_keeps_the_arms_in_their_ratio():
+    # A 5% holdout: 380 offered to 20 held out, rates 0.6 and 0.4
+    d, low, high = newcombe_interval(228, 380, 8, 20)
+    note = sample_size_note(d, low, high, (0.24, 0.24), (380, 20))
+    # n_b = 7.849 (0.24 / 19 + 0.24) / 0.04 = 49.57 -> 50 held out; 19 x 49.57 = 941.9 -> 942
+    assert (note["more_offered"], note["more_holdout"]) == (942 - 380, 50 - 20)
+
+
+def test_no_effect_seen_gives_a_note_without_dividing_by_zero():
+    rows = outcome_rows([("upgrade", "offered", False, 5, 50), ("upgrade", "holdout", False, 5, 50)])  # fmt: skip
+    (row,) = outcome_effects(rows)["by_action"]
+    assert row["effect"] == 0
+    assert row["effect_note"].startswith("no effect seen"), row["effect_note"]
+    assert row["effect_more_offered"] is None and row["effect_more_holdout"] is None
+
+
+def test_rates_of_zero_in_both_arms_are_no_effect_seen():
+    rows = outcome_rows([("upgrade", "offered", False, 0, 30), ("upgrade", "holdout", False, 0, 30)])  # fmt: skip
+    (row,) = outcome_effects(rows)["by_action"]
+    assert row["effect_note"].startswith("no effect seen")
+    assert row["value_note"].startswith("no effect seen"), "constant values: the interval is 0"
+
+
+def test_an_action_without_holdout_rows_says_so():
+    rows = outcome_rows([("retention", "offered", False, 30, 40)])
+    (row,) = outcome_effects(rows)["by_action"]
+    assert row["holdout_n"] == 0 and math.isnan(row["effect"])
+    assert row["effect_note"] == "no holdout rows yet"
+    assert row["value_note"] == "no holdout rows yet"
+
+
+# -- groups ------------------------------------------------------------------------------------
+
+
+def test_effects_by_tier_come_highest_tier_first_with_missing_tiers_last():
+    cells = [("savings", "offered", False, 6, 10), ("savings", "holdout", False, 4, 10)]
+    rows = pd.concat(
+        [
+            outcome_rows(cells, tier="ordinary"),
+            outcome_rows(cells, tier="vip"),
+            outcome_rows(cells, tier=None),
+        ]
+    )
+    figures = outcome_effects(rows, tier_order=["ordinary", "vip"])
+    assert [r["tier"] for r in figures["by_tier"]] == ["vip", "ordinary", "-"]
+    assert [r["offered_n"] for r in figures["by_tier"]] == [10, 10, 10]
+    assert [r["channel"] for r in figures["by_channel"]] == ["phone"]
+    assert figures["by_channel"][0]["offered_n"] == 30
+
+
+def test_pending_rows_are_counted_and_left_out():
+    rows = outcome_rows([("savings", "offered", False, 6, 10), ("savings", "holdout", False, 4, 10)])  # fmt: skip
+    rows.loc[rows.index[:3], "outcome"] = None
+    figures = outcome_effects(rows)
+    assert (figures["rows"], figures["pending"]) == (17, 3)
+    assert figures["by_action"][0]["offered_n"] == 7
+
+
+def test_outcome_rows_lacking_a_column_are_refused():
+    rows = outcome_rows([("savings", "offered", False, 1, 2)]).drop(columns=["arm"])
+    with pytest.raises(ValueError, match=r"lack columns \['arm'\]"):
+        outcome_effects(rows)
+
+
+def test_ranking_lift_compares_offered_rows_of_ranked_and_control_decisions():
+    # Given ranked offers converting 30/50 and control offers 10/50, plus holdout rows
+    rows = outcome_rows(
+        [
+            ("savings", "offered", False, 30, 50),
+            ("savings", "offered", True, 10, 50),
+            ("savings", "holdout", False, 50, 50),  # never part of the ranking's lift
+        ]
+    )
+    ranking = outcome_effects(rows)["ranking"]
+    overall = ranking["overall"]
+    assert (overall["ranked_n"], overall["control_n"]) == (50, 50)
+    assert overall["effect"] == pytest.approx(0.4)
+    assert overall["effect_low"] > 0 and overall["effect_note"] == "conclusive"
+    assert overall["value_effect"] == pytest.approx(4.0)
+    assert ranking["by_action"][0]["action"] == "savings"
+
+
+def test_ranking_lift_counts_a_decisions_value_once():
+    # Given one ranked decision that offered two actions, and two control decisions
+    rows = outcome_rows([("savings", "offered", False, 1, 1), ("savings", "offered", True, 0, 2)])
+    second = rows.iloc[[0]].assign(action="card", product="card", outcome=0)
+    rows = pd.concat([rows, second])
+    overall = outcome_effects(rows)["ranking"]["overall"]
+    assert overall["ranked_n"] == 2, "two offers"
+    assert overall["ranked_value"] == 10.0, "the decision's value once, not per offer"
+
+
+def test_comparisons_of_empty_arms_are_nan_not_errors():
+    row = compare_arms((np.array([]), np.array([])), (np.array([]), np.array([])))
+    assert row["offered_n"] == 0 and math.isnan(row["offered_rate"])
+    assert row["effect_note"] == "no offered or holdout rows yet"
+
+
+# -- Qini --------------------------------------------------------------------------------------
+
+
+def randomized(n: int = 4000, seed: int = 7) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A randomized offer whose effect grows with x: 0.1 + 0.4 x when offered, 0.1 without."""
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(size=n)
+    treated = (rng.uniform(size=n) < 0.5).astype(float)
+    y = (rng.uniform(size=n) < 0.1 + 0.4 * x * treated).astype(float)
+    return y, treated, x
+
+
+def test_qini_of_a_perfect_score_is_one_and_of_a_random_score_about_zero():
+    y, treated, x = randomized()
+    perfect = y * treated - y * (1 - treated)
+    assert qini_coefficient(y, treated, perfect) == pytest.approx(1.0)
+    noise = np.random.default_rng(11).uniform(size=len(y))
+    assert abs(qini_coefficient(y, treated, noise)) < 0.1, "chance ordering"
+    assert qini_coefficient(y, treated, x) > 0.1, "the true effect's driver ranks well"
+    assert qini_coefficient(y, treated, -x) < -0.1, "the reverse ranks worse than chance"
+
+
+def test_qini_curve_ends_at_the_total_incremental_outcomes():
+    # 4 treated with 3 outcomes, 2 comparison rows with 1: 3 - 1 x 4/2 = 1 incremental at the
+    # end; with 1 comparison row so far it is 3 - 1 x 4/1 = -1
+    y = np.array([1, 1, 1, 0, 1, 0], dtype=float)
+    treated = np.array([1, 1, 1, 1, 0, 0], dtype=float)
+    curve = qini_curve(y, treated, np.array([6, 5, 4, 3, 2, 1], dtype=float))
+    assert curve["share"].tolist() == pytest.approx([0, 1 / 6, 2 / 6, 3 / 6, 4 / 6, 5 / 6, 1])
+    assert curve["qini"].tolist() == pytest.approx([0, 1, 2, 3, 3, -1, 1])
+    assert curve["random"].iloc[-1] == curve["qini"].iloc[-1] == 1.0
+    assert curve["uplift"].iloc[-1] == pytest.approx((3 / 4 - 1 / 2) * 6)
+
+
+def test_tied_scores_enter_the_curve_together():
+    y = np.array([1, 0, 1, 0], dtype=float)
+    treated = np.array([1, 0, 0, 1], dtype=float)
+    curve = qini_curve(y, treated, np.array([1, 1, 0, 0], dtype=float))
+    assert curve["share"].tolist() == [0, 0.5, 1], "one point per tie group"
+
+
+def test_no_outcome_at_all_leaves_the_coefficient_undefined():
+    y, treated = np.zeros(4), np.array([1, 1, 0, 0.0])
+    assert math.isnan(qini_coefficient(y, treated, np.arange(4.0)))
+
+
+def test_curves_per_action_and_score_and_a_note_where_data_is_thin():
+    # Given a randomized savings offer, an uplift score, and an upgrade with 5 held out
+    y, treated, x = randomized(400)
+    savings = outcome_rows([("savings", "offered", False, 0, 400)]).assign(
+        outcome=y, arm=np.where(treated == 1, "offered", "holdout"), probability=x, uplift=x
+    )
+    upgrade = outcome_rows([("upgrade", "offered", False, 10, 50), ("upgrade", "holdout", False, 1, 5)])  # fmt: skip
+    figures = outcome_effects(pd.concat([savings, upgrade]))
+    # Then savings has a curve by each score and upgrade a note instead of a curve
+    assert set(figures["curves"]) == {"savings"}
+    assert set(figures["curves"]["savings"]) == {"probability", "uplift"}
+    curve = figures["curves"]["savings"]["uplift"]
+    assert len(curve["share"]) == 51 and curve["share"][0] == 0 and curve["share"][-1] == 1
+    assert curve["qini_coefficient"] > 0.1
+    assert curve["offered"] + curve["holdout"] == 400
+    assert any(n.startswith("upgrade by probability: 50 offered and 5 holdout") for n in figures["curve_notes"])  # fmt: skip
+    # And every figure is plain JSON (NaNs aside, which the run writes as null)
+    assert json.loads(json.dumps(figures))["curves"]["savings"]["uplift"]["offered"] > 0
