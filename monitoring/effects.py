@@ -29,25 +29,8 @@ import pandas as pd
 from scipy import stats
 
 from monitoring.figures import Z95, finite, wilson_interval
+from serving.decisions import OUTCOME_COLUMNS
 
-OUTCOME_COLUMNS = (
-    "decision_id",
-    "action",
-    "kind",
-    "product",
-    "arm",
-    "control",
-    "source",
-    "customer_id",
-    "decided_at",
-    "tier",
-    "channel",
-    "probability",
-    "horizon_end",
-    "outcome",
-    "value",
-    "computed_at",
-)
 OFFERED, HOLDOUT = "offered", "holdout"
 POWER = 0.8
 Z_POWER = NormalDist().inv_cdf(POWER)
@@ -311,8 +294,9 @@ def score_curves(
 ) -> tuple[dict[str, dict[str, Any]], list[str]]:
     """Qini curves per action and score column (``probability``, ``uplift`` where present).
 
-    Rows missing the score are left out. An action or score with fewer than ``min_rows``
-    rows in either arm gets no curve but a note: a curve of a few rows is noise.
+    Rows missing the score are left out (an action without any is skipped). An action or
+    score with fewer than ``min_rows`` rows in either arm gets no curve but a note: a curve
+    of a few rows is noise.
 
     Returns:
         ``curves`` (action -> score -> ``offered``, ``holdout``, ``qini_coefficient`` and the
@@ -325,6 +309,8 @@ def score_curves(
     for action, part in outcomes.groupby(_labels(outcomes["action"]), sort=True):
         for column in columns:
             scored = part[pd.to_numeric(part[column], errors="coerce").notna()]
+            if scored.empty:  # no score of this kind for the action (no uplift model yet)
+                continue
             treated = (scored["arm"] == OFFERED).to_numpy(dtype=float)
             counts = int(treated.sum()), int(len(treated) - treated.sum())
             if min(counts) < min_rows:
@@ -356,19 +342,18 @@ def outcome_effects(outcomes: pd.DataFrame, tier_order: Sequence[str] = ()) -> d
 
     Args:
         outcomes: ``decision_outcomes`` rows (``OUTCOME_COLUMNS``; an ``uplift`` score column
-            is used where present). Rows without an outcome yet are counted and left out.
+            is used where present).
         tier_order: tier names, lowest first; tier rows come highest tier first.
 
     Returns:
-        ``rows``, ``pending``, ``decisions``, ``first_decision``, ``last_decision``,
+        ``rows``, ``decisions``, ``first_decision``, ``last_decision``,
         ``by_action``, ``by_tier``, ``by_channel`` (``offer_effects``), ``ranking``
         (``ranking_lift``), ``curves`` and ``curve_notes`` (``score_curves``).
     """
     missing = sorted(set(OUTCOME_COLUMNS) - set(outcomes.columns))
     if missing:
         raise ValueError(f"outcome rows lack columns {missing}")
-    pending = outcomes["outcome"].isna()
-    rows = outcomes[~pending].assign(
+    rows = outcomes.assign(
         outcome=lambda f: f["outcome"].astype(float),
         control=lambda f: f["control"].astype(bool),
     )
@@ -379,7 +364,6 @@ def outcome_effects(outcomes: pd.DataFrame, tier_order: Sequence[str] = ()) -> d
     times = pd.to_datetime(rows["decided_at"])
     return {
         "rows": len(rows),
-        "pending": int(pending.sum()),
         "decisions": int(rows["decision_id"].nunique()),
         "first_decision": times.min().isoformat() if len(rows) else None,
         "last_decision": times.max().isoformat() if len(rows) else None,

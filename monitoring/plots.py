@@ -216,3 +216,61 @@ def plot_feedback(by_kind: pd.DataFrame, control: Mapping[str, Any]) -> Figure:
     right.legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def plot_qini(curves: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> Figure:
+    """Qini curves per action, one line per score, beside the random ordering's line.
+
+    Args:
+        curves: action -> score -> ``share``, ``qini``, ``random`` and ``qini_coefficient``
+            (``monitoring.effects.score_curves``).
+    """
+    fig, axes = _grid(len(curves))
+    for ax, (action, by_score) in zip(axes, curves.items(), strict=False):
+        for i, (score, curve) in enumerate(by_score.items()):
+            coefficient = number_or(curve["qini_coefficient"], math.nan)
+            ax.plot(
+                curve["share"],
+                curve["qini"],
+                color=[NOW_COLOUR, "#2980b9"][i % 2],
+                label=f"by {score} (Qini {coefficient:.2f})",
+            )
+        ax.plot(
+            curve["share"], curve["random"], color=TRAINING_COLOUR, linestyle="--", label="random"
+        )
+        ax.axhline(0, color="black", linewidth=0.5)
+        ax.set(
+            title=f"{action}: Qini curve",
+            xlabel="share of decisions targeted (highest score first)",
+            ylabel="incremental outcomes",
+        )
+        ax.title.set_fontsize(9)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_effect_by_tier(rows: list[Mapping[str, Any]]) -> Figure:
+    """The effect of offering (offered rate - holdout rate) by tier, per action, with 95% intervals.
+
+    Args:
+        rows: ``monitoring.effects.offer_effects`` rows by tier with a finite interval, in
+            the order to show the tiers.
+    """
+    actions = list(dict.fromkeys(r["action"] for r in rows))
+    fig, axes = _grid(len(actions))
+    for ax, action in zip(axes, actions, strict=False):
+        part = [r for r in rows if r["action"] == action]
+        x = np.arange(len(part))
+        effect = np.array([r["effect"] for r in part])
+        err = np.array(
+            [effect - [r["effect_low"] for r in part], [r["effect_high"] for r in part] - effect]
+        )
+        ax.errorbar(x, effect, yerr=err, fmt="o", color=NOW_COLOUR, capsize=4)
+        ax.axhline(0, color="black", linewidth=0.5)
+        ax.set_xlim(-0.5, len(part) - 0.5)
+        ax.set_xticks(x, [r["tier"] for r in part], rotation=30, ha="right", fontsize=8)
+        ax.set(title=f"{action}: effect by tier (95% Newcombe)", ylabel="offered - holdout rate")
+        ax.title.set_fontsize(9)
+    fig.tight_layout()
+    return fig

@@ -73,7 +73,8 @@ def report_tables(figures: Mapping[str, Any]) -> dict[str, Any]:
         "tiers": html_table(pd.DataFrame(pyramid["tiers"])),
         "migrations": html_table(matrix.reset_index()),
     }
-    return tables | _feedback_tables(figures["feedback"])
+    tables |= _feedback_tables(figures["feedback"])
+    return tables | _effects_tables(figures.get("effects", {"note": ""}))
 
 
 def _models_frame(models: list[Mapping[str, Any]]) -> pd.DataFrame:
@@ -103,6 +104,44 @@ def _feedback_tables(feedback: Mapping[str, Any]) -> dict[str, Any]:
             (title, html_table(pd.DataFrame(feedback["by"][key]), limit=50))
             for key, title in FEEDBACK_TABLES.items()
         ],
+    }
+
+
+def _effects_tables(effects: Mapping[str, Any]) -> dict[str, Any]:
+    """Offered against holdout by action, tier and channel; the ranking's lift; Qini figures.
+
+    The ``*_more_*`` counts stay in the JSON file: the notes say the same in words.
+    """
+    if "note" in effects:
+        return {}
+
+    def table(rows: list[Mapping[str, Any]]) -> Markup:
+        frame = pd.DataFrame(rows)
+        return html_table(frame.drop(columns=[c for c in frame if "_more_" in c]), limit=50)
+
+    ranking = effects["ranking"]
+    qini = [
+        {
+            "action": action,
+            "score": score,
+            **{k: c[k] for k in ("offered", "holdout", "qini_coefficient")},
+        }
+        for action, by_score in effects["curves"].items()
+        for score, c in by_score.items()
+    ]
+    return {
+        "effects_by": [
+            (title, table(effects[key]))
+            for key, title in (
+                ("by_action", "action"),
+                ("by_tier", "action and tier"),
+                ("by_channel", "action and channel"),
+            )
+        ],
+        "ranking": table(
+            [{"action": "(all)", "kind": "-", **ranking["overall"]}, *ranking["by_action"]]
+        ),
+        "qini": html_table(pd.DataFrame(qini)),
     }
 
 

@@ -30,6 +30,7 @@ from monitoring.report import render_html
 from monitoring.sections import (
     Section,
     backtest_dates,
+    build_effects,
     build_feature_drift,
     build_feedback,
     build_pyramid,
@@ -37,7 +38,7 @@ from monitoring.sections import (
     build_score_drift,
     score_dates,
 )
-from serving.decisions import DecisionRecord, read_decision_log
+from serving.decisions import DecisionRecord, read_decision_log, read_outcomes
 from tierwise.settings import Settings
 
 REALIZED_COLUMNS = [
@@ -137,7 +138,7 @@ def _build_sections(
     top_features: int,
     backtest_count: int,
 ) -> dict[str, Section]:
-    """The five figure sections of the report, keyed as in the JSON file."""
+    """The six figure sections of the report, keyed as in the JSON file."""
     backtest = backtest_dates(ds, day, backtest_count)
     scored = score_dates(ds, sorted({day, *backtest}), models)
     sections = {
@@ -151,6 +152,7 @@ def _build_sections(
     tiers = _tiers(ds, day, previous, decision_log[0] if decision_log else [])
     sections["pyramid"] = build_pyramid(tiers, day, previous, order)
     sections["feedback"] = build_feedback(decision_log, tiers, order, day, settings.decisions_url())
+    sections["effects"] = build_effects(read_outcomes(settings.decisions_url()), day, order)
     return sections
 
 

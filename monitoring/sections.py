@@ -23,6 +23,7 @@ from features.urls import safe_url
 from features.values import months_back, number_or
 from models.scoring import ModelSet, open_holdings, score_frame
 from monitoring import plots
+from monitoring.effects import outcome_effects
 from monitoring.figures import (
     control_comparison,
     feature_drift,
@@ -307,6 +308,35 @@ def build_feedback(
         "control": control,
     }
     return Section(figures, {"feedback": plots.png(plots.plot_feedback(by["kind"], control))})
+
+
+# -- what the suggestions changed -------------------------------------------------------------
+
+NO_OUTCOMES = "no outcomes yet: run `tierwise outcomes`"
+
+
+def build_effects(outcomes: pd.DataFrame | None, day: dt.date, order: Sequence[str]) -> Section:
+    """Offered against holdout, the ranking's lift and the Qini curves, from the outcome rows.
+
+    Only outcomes whose horizon ended by ``day`` count, so a report as of an earlier date
+    shows what was known then. Plots are drawn only where there is something to draw.
+
+    Args:
+        outcomes: ``read_outcomes`` result (None: no outcome table yet).
+        order: tier names, lowest first.
+    """
+    if outcomes is not None:
+        outcomes = outcomes[pd.to_datetime(outcomes["horizon_end"]).dt.date <= day]
+    if outcomes is None or outcomes.empty:
+        return Section({"note": NO_OUTCOMES})
+    figures = outcome_effects(outcomes, order)
+    section = Section(figures)
+    if figures["curves"]:
+        section.images["qini"] = plots.png(plots.plot_qini(figures["curves"]))
+    tiers = [r for r in figures["by_tier"] if pd.notna(r["effect_low"])]
+    if tiers:
+        section.images["effect_by_tier"] = plots.png(plots.plot_effect_by_tier(tiers))
+    return section
 
 
 # -- labels ------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 import math
@@ -11,7 +12,6 @@ import pandas as pd
 import pytest
 
 from monitoring.effects import (
-    OUTCOME_COLUMNS,
     compare_arms,
     newcombe_interval,
     outcome_effects,
@@ -20,6 +20,8 @@ from monitoring.effects import (
     sample_size_note,
     welch_interval,
 )
+from monitoring.sections import NO_OUTCOMES, build_effects
+from serving.decisions import OUTCOME_COLUMNS, DecisionLog, read_outcomes
 
 AT = dt.datetime(2026, 3, 2, 10, 0)
 
@@ -164,14 +166,6 @@ def test_effects_by_tier_come_highest_tier_first_with_missing_tiers_last():
     assert figures["by_channel"][0]["offered_n"] == 30
 
 
-def test_pending_rows_are_counted_and_left_out():
-    rows = outcome_rows([("savings", "offered", False, 6, 10), ("savings", "holdout", False, 4, 10)])  # fmt: skip
-    rows.loc[rows.index[:3], "outcome"] = None
-    figures = outcome_effects(rows)
-    assert (figures["rows"], figures["pending"]) == (17, 3)
-    assert figures["by_action"][0]["offered_n"] == 7
-
-
 def test_outcome_rows_lacking_a_column_are_refused():
     rows = outcome_rows([("savings", "offered", False, 1, 2)]).drop(columns=["arm"])
     with pytest.raises(ValueError, match=r"lack columns \['arm'\]"):
@@ -276,3 +270,65 @@ def test_curves_per_action_and_score_and_a_note_where_data_is_thin():
     assert any(n.startswith("upgrade by probability: 50 offered and 5 holdout") for n in figures["curve_notes"])  # fmt: skip
     # And every figure is plain JSON (NaNs aside, which the run writes as null)
     assert json.loads(json.dumps(figures))["curves"]["savings"]["uplift"]["offered"] > 0
+
+
+# -- the section -------------------------------------------------------------------------------
+
+
+def randomized_rows(n: int = 400) -> pd.DataFrame:
+    """Outcome rows of a randomized savings offer in two tiers, with a propensity score."""
+    y, treated, x = randomized(n)
+    rows = outcome_rows([("savings", "offered", False, 0, n)])
+    return rows.assign(
+        outcome=y.astype(int),
+        value=10.0 * y,
+        arm=np.where(treated == 1, "offered", "holdout"),
+        probability=x,
+        tier=np.where(np.arange(n) % 2 == 0, "vip", "ordinary"),
+    )
+
+
+def test_section_says_so_when_there_are_no_outcomes(tmp_path):
+    url = f"sqlite:///{tmp_path / 'decisions.db'}"
+    assert read_outcomes(url) is None, "no store yet"
+    for outcomes in (None, randomized_rows().iloc[:0]):
+        section = build_effects(outcomes, dt.date(2026, 7, 1), ["ordinary", "vip"])
+        assert section.figures == {"note": NO_OUTCOMES} and section.images == {}
+
+
+def test_section_from_a_real_store_has_figures_and_plots(tmp_path):
+    # Given outcomes written to and read back from a decision store on SQLite
+    url = f"sqlite:///{tmp_path / 'decisions.db'}"
+    log = DecisionLog(url)
+    log.write_outcomes(randomized_rows().drop(columns=["computed_at"]), now=AT)
+    log.close()
+    outcomes = read_outcomes(url)
+    # When the section is built as of a date after every horizon
+    section = build_effects(outcomes, dt.date(2026, 7, 1), ["ordinary", "vip"])
+    # Then it has the effects, highest tier first, and both plots as PNG
+    figures = section.figures
+    assert figures["rows"] == 400 and [r["tier"] for r in figures["by_tier"]] == ["vip", "ordinary"]
+    assert set(section.images) == {"qini", "effect_by_tier"}
+    for png in section.images.values():
+        assert base64.b64decode(png).startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_section_counts_only_outcomes_whose_horizon_ended_by_the_date():
+    rows = randomized_rows()
+    section = build_effects(rows, dt.date(2026, 5, 31), ["ordinary", "vip"])
+    assert section.figures == {"note": NO_OUTCOMES}, "every horizon ends 2026-06-01"
+
+
+def test_thin_data_gets_no_curve_and_no_tier_plot():
+    rows = outcome_rows([("upgrade", "offered", False, 3, 8)])
+    section = build_effects(rows, dt.date(2026, 7, 1), ["ordinary", "vip"])
+    assert section.images == {}, "no holdout rows: nothing to plot"
+    assert section.figures["curves"] == {}
+    assert section.figures["curve_notes"], "the report says why there is no curve"
+
+
+def test_a_score_absent_for_an_action_is_skipped_without_a_note():
+    rows = randomized_rows().assign(uplift=np.nan)
+    figures = outcome_effects(rows)
+    assert set(figures["curves"]["savings"]) == {"probability"}
+    assert figures["curve_notes"] == [], "no uplift model yet is not thin data"

@@ -165,3 +165,42 @@ def test_the_template_ships_with_the_package():
     from monitoring.report import TEMPLATE
 
     assert resources.files("monitoring").joinpath(TEMPLATE).is_file(), TEMPLATE
+
+
+# -- what the suggestions changed --------------------------------------------------------------
+
+
+def effects_figures() -> dict:
+    """Outcome figures of a randomized offer, from the section itself, as the JSON holds them."""
+    import datetime as dt
+
+    from monitoring.sections import build_effects
+    from tests.unit.monitoring.test_effects import randomized_rows
+
+    section = build_effects(randomized_rows(), dt.date(2026, 7, 1), ["ordinary", "vip"])
+    return section.figures
+
+
+def test_effects_section_comes_last_and_says_so_without_outcomes():
+    from monitoring.sections import NO_OUTCOMES
+
+    figures = minimal_figures([]) | {"effects": {"note": NO_OUTCOMES}}
+    page = render_html(figures, {})
+    assert page.index('<section id="feedback">') < page.index('<section id="effects">')
+    assert "What the suggestions changed" in page
+    assert "no outcomes yet: run `tierwise outcomes`" in page
+    assert "Qini curves per action" not in page, "no empty plot"
+
+
+def test_effects_section_shows_tables_plots_and_notes_with_outcomes():
+    page = render_html(
+        minimal_figures([]) | {"effects": effects_figures()},
+        {"qini": "iVBORw0KGgo=", "effect_by_tier": "iVBORw0KGgo="},
+    )
+    section = page[page.index('<section id="effects">') :]
+    for title in ("action", "action and tier", "action and channel"):
+        assert f"<h4>By {title}</h4>" in section, title
+    assert "400 outcomes of 400 decisions" in section
+    assert section.count('src="data:image/png;base64,') == 2, "Qini and effect-by-tier plots"
+    assert "<td>(all)</td>" in section, "the ranking's lift overall, then per action"
+    assert "Newcombe" in section and "effect_more_offered" not in section, "notes, not counts"
