@@ -25,7 +25,8 @@ never guessed at. Only contract rows dated on or before d + H are read, so nothi
 the as-of date counts either.
 
 ``service_actions`` and ``batch_actions`` are pure; ``attribute_outcomes`` joins on the
-dataset's DuckDB connection, like ``features.labels``.
+dataset's DuckDB connection, like ``features.labels``; ``record_outcomes`` reads the decision
+log, attributes and stores (``tierwise outcomes``).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ import pandas as pd
 from features.contract import Dataset
 from features.labels import CHURN_DEFINITIONS
 from features.tiers import tier_rank_at
-from serving.decisions import OUTCOME_COLUMNS, DecisionRecord
+from serving.decisions import OUTCOME_COLUMNS, DecisionLog, DecisionRecord, read_decisions
 
 ACTION_COLUMNS: tuple[str, ...] = (
     "decision_id",
@@ -68,14 +69,15 @@ class Outcomes:
 
     Attributes:
         rows: one row per ready action, ``OUTCOME_COLUMNS`` less ``computed_at``.
-        decisions: decisions with at least one offered or held-out action, up to the as-of day.
+        decisions: source (service, batch) -> decisions made by the end of the as-of day
+            with at least one offered or held-out action.
         pending: decisions with an action whose horizon ends after the as-of date or
             after the data's end.
         unknown: ids of the decisions whose customer is not in the data (not attributed).
     """
 
     rows: pd.DataFrame
-    decisions: int
+    decisions: dict[str, int]
     pending: int
     unknown: tuple[str, ...]
 
@@ -238,7 +240,61 @@ def attribute_outcomes(
     )
     rows = rows.sort_values(["decision_id", "action"], ignore_index=True)
     columns = [c for c in OUTCOME_COLUMNS if c != "computed_at"]
-    return Outcomes(rows[columns], frame["decision_id"].nunique(), pending, unknown)
+    decisions = frame.groupby("source")["decision_id"].nunique()
+    return Outcomes(rows[columns], {str(k): int(n) for k, n in decisions.items()}, pending, unknown)
+
+
+@dataclass(frozen=True)
+class OutcomeRun:
+    """What ``record_outcomes`` did: decisions read, rows attributed and written, and waiting."""
+
+    service_decisions: int  # logged decisions made by the end of the as-of day
+    batch_decisions: int  # batch decisions by the as-of day that offered or held out an action
+    rows: int  # outcome rows attributed (ready)
+    written: int  # rows new or changed in the store (0 on a rerun)
+    pending: int  # decisions whose horizon has not passed yet
+    unknown: int  # decisions whose customer the data does not know
+
+
+def record_outcomes(
+    ds: Dataset,
+    url: str,
+    as_of: dt.date,
+    batch: Sequence[pd.DataFrame] = (),
+    now: dt.datetime | None = None,
+) -> OutcomeRun:
+    """Attribute the outcomes due by ``as_of`` and store them in the decision store at ``url``.
+
+    Reads the service's decisions made by the end of the as-of day (none without a log),
+    adds the batch decisions given, and upserts the ready rows
+    (``DecisionLog.write_outcomes``): a rerun writes nothing, a pending decision is written
+    by the first run after its horizon.
+
+    Args:
+        ds: the dataset, horizon and churn definition from its settings.
+        url: the decision store's SQLAlchemy URL.
+        as_of: the date outcomes are computed as of.
+        batch: ``batch_actions`` frames of nightly outputs.
+        now: the ``computed_at`` of the rows written (default: now, UTC).
+    """
+    until = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time(), dt.UTC)
+    logged = read_decisions(url, until) or []
+    frames = [f for f in (service_actions(logged), *batch) if not f.empty]
+    actions = pd.concat(frames, ignore_index=True) if frames else service_actions([])
+    result = attribute_outcomes(ds, actions, as_of)
+    log = DecisionLog(url)
+    try:
+        written = log.write_outcomes(result.rows, now=now)
+    finally:
+        log.close()
+    return OutcomeRun(
+        service_decisions=len(logged),
+        batch_decisions=result.decisions.get("batch", 0),
+        rows=len(result.rows),
+        written=written,
+        pending=result.pending,
+        unknown=len(result.unknown),
+    )
 
 
 # -- helpers -----------------------------------------------------------------------------------

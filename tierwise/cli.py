@@ -457,3 +457,51 @@ def monitor(
     if result.alerts:
         raise typer.Exit(1)
     typer.echo("no alert")
+
+
+@app.command()
+def outcomes(
+    data: DataOption,
+    as_of: Annotated[str, typer.Option("--as-of", help="Outcomes due by this date (YYYY-MM-DD).")],
+    batch: Annotated[
+        list[Path] | None,
+        typer.Option("--batch", help="A nightly output (tierwise score --out); repeatable."),
+    ] = None,
+    settings_file: SettingsOption = None,
+) -> None:
+    """Write the realized outcome of every logged decision whose horizon has passed by the
+    date (service and batch; offered and held out) to the decision store; reruns change
+    nothing, decisions still within their horizon wait."""
+    import datetime as dt
+    import json
+
+    from batch.run import decision_time, read_output
+    from batch.runs import MANIFEST
+    from monitoring.outcomes import batch_actions, record_outcomes
+
+    config = settings()
+    try:
+        day = dt.date.fromisoformat(as_of)
+    except ValueError:
+        _fail(f"--as-of must be a date (YYYY-MM-DD), got {as_of!r}")
+    ds = open_data(data, config, settings_file)
+    frames = []
+    for out in batch or []:
+        folder = out.resolve()  # once: a run switched in meanwhile cannot mix with this one
+        try:
+            manifest = json.loads((folder / MANIFEST).read_text())
+            output = read_output(folder)
+        except FileNotFoundError as err:
+            _fail(f"--batch {out}: not a batch output ({err.filename} is missing)")
+        run_day = dt.date.fromisoformat(manifest["as_of"])
+        start = dt.datetime.combine(run_day, dt.time(), dt.UTC)  # decided as its day ends
+        decided_at = decision_time(run_day, now=start)
+        frames.append(batch_actions(output, decided_at, manifest["options"]["channel"]))
+    run = record_outcomes(ds, config.decisions_url(), day, frames)
+    typer.echo(
+        f"outcomes as of {day}: {run.service_decisions:,} service and {run.batch_decisions:,} "
+        f"batch decisions read; {run.written:,} outcome rows written ({run.rows:,} due); "
+        f"{run.pending:,} decisions pending"
+    )
+    if run.unknown:
+        typer.echo(f"{run.unknown:,} decisions name a customer the data does not have", err=True)

@@ -220,7 +220,7 @@ def test_a_horizon_past_the_data_end_is_pending(make_dataset, dataset, tmp_path)
 def test_decisions_after_the_as_of_day_are_not_read(dataset, tmp_path):
     actions = logged(tmp_path, [decision("inside", [("cross_sell", "card")])])
     result = attribute_outcomes(dataset, actions, DECIDED.date() - dt.timedelta(days=1))
-    assert result.decisions == 0 and result.pending == 0 and result.rows.empty
+    assert result.decisions == {} and result.pending == 0 and result.rows.empty
 
 
 def test_a_customer_unknown_to_the_data_is_reported(dataset, tmp_path):
@@ -234,7 +234,7 @@ def test_a_customer_unknown_to_the_data_is_reported(dataset, tmp_path):
     # Then it is reported and the known one still gets its outcome
     assert result.unknown == ("d-ghost",), "the unknown customer's decision is named"
     assert result.rows["customer_id"].tolist() == ["inside"]
-    assert result.decisions == 2
+    assert result.decisions == {"service": 2}
 
 
 def test_batch_decisions_are_attributed_from_the_as_of_date(dataset):
