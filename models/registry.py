@@ -17,11 +17,14 @@ from typing import TYPE_CHECKING
 from features.urls import safe_url
 from models.integrity import ModelIntegrityError, changed_files
 from models.model import Predictor
+from models.uplift import UpliftModel
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
 PREFIX = "tierwise-"
+# Uplift models (``models.uplift``): tierwise-uplift-<action slug>; not target models.
+UPLIFT_PREFIX = PREFIX + "uplift-"
 CHAMPION, CHALLENGER = "champion", "challenger"
 # Model-version tag: JSON {path in the model folder: sha256}, set by training when it
 # registers the version (models.integrity). In the registry's database, not the artifact
@@ -50,6 +53,14 @@ def model_name(target: str) -> str:
     return PREFIX + target.replace("_", "-")
 
 
+def uplift_model_name(action: str) -> str:
+    """Registered name of an action's uplift model: ``retention`` -> ``tierwise-uplift-retention``,
+    ``Credit Card`` -> ``tierwise-uplift-credit-card``."""
+    from features.spec import slug
+
+    return model_name(f"uplift_{slug(action)}")
+
+
 def client(tracking_uri: str) -> MlflowClient:
     from mlflow import MlflowClient
 
@@ -72,9 +83,16 @@ class LoadedModel:
 
 
 def tierwise_models(mlflow_client: MlflowClient) -> list[str]:
-    """Names of the registered Tierwise models, sorted."""
+    """Names of the registered Tierwise target models, sorted (uplift models are apart:
+    ``uplift_models``)."""
     models = mlflow_client.search_registered_models(filter_string=f"name LIKE '{PREFIX}%'")
-    return sorted(m.name for m in models)
+    return sorted(m.name for m in models if not m.name.startswith(UPLIFT_PREFIX))
+
+
+def uplift_models(mlflow_client: MlflowClient) -> list[str]:
+    """Names of the registered uplift models, sorted."""
+    found = mlflow_client.search_registered_models(filter_string=f"name LIKE '{UPLIFT_PREFIX}%'")
+    return sorted(m.name for m in found)
 
 
 def version_by_alias(mlflow_client: MlflowClient, name: str, alias: str):
@@ -104,6 +122,13 @@ def load_version(
             and the files.
         mlflow.exceptions.MlflowException: the version does not exist.
     """
+    mv, folder, recorded = _download(tracking_uri, name, version)
+    return load_folder(name, str(version), alias, mv.run_id, folder, recorded, threads)
+
+
+def _download(tracking_uri: str, name: str, version: str):
+    """A version's registry entry, the folder of its downloaded native files and the digests
+    recorded for them (``load_version``; files not yet verified)."""
     import mlflow
     from mlflow.exceptions import MlflowException
 
@@ -118,8 +143,7 @@ def load_version(
         root = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}"))
     except (MlflowException, OSError) as err:
         raise ModelIntegrityError(f"{model}: its files cannot be downloaded: {err}") from err
-    folder = root.joinpath(*MODEL_FOLDER)
-    return load_folder(name, str(version), alias, mv.run_id, folder, recorded, threads)
+    return mv, root.joinpath(*MODEL_FOLDER), recorded
 
 
 def load_folder(
@@ -223,3 +247,54 @@ def verify_champions(tracking_uri: str) -> None:
         ModelIntegrityError: a champion fails verification (``load_version``).
     """
     load_aliased(tracking_uri, CHAMPION)
+
+
+def load_uplift_version(
+    tracking_uri: str, name: str, version: str, threads: int = 1
+) -> UpliftModel:
+    """Download a registered uplift version's native files, verify them against the sha256
+    recorded at registration (as ``load_version`` does) and load its model, with ``name``,
+    ``version`` and its feature ``spec`` set.
+
+    Raises:
+        ModelIntegrityError: no digests were recorded, a file changed, is missing or was
+            added, or the files cannot be parsed.
+        mlflow.exceptions.MlflowException: the version does not exist.
+    """
+    _, folder, recorded = _download(tracking_uri, name, version)
+    model = f"{name} v{version}"
+    changed = changed_files(folder, recorded)
+    if changed:
+        raise ModelIntegrityError(
+            f"{model}: sha256 mismatch: the model files changed after registration"
+            f" ({'; '.join(changed)}); restore them or retrain a new version"
+        )
+    try:
+        uplift = UpliftModel.load(folder, threads)
+        uplift.spec = json.loads((folder / SPEC_FILE).read_text())
+    except Exception as err:  # any parse failure of a registered file: refuse, never crash
+        raise ModelIntegrityError(
+            f"{model}: the model files match their registered sha256 but cannot be loaded"
+            f" ({type(err).__name__}: {err}); retrain a new version"
+        ) from err
+    uplift.name, uplift.version = name, str(version)
+    return uplift
+
+
+def load_uplift_aliased(
+    tracking_uri: str, alias: str = CHAMPION, threads: int = 1
+) -> dict[str, UpliftModel]:
+    """Every uplift model's version under ``alias``, keyed by action (``retention``,
+    ``upgrade``, a product); empty when there is none: the policy then ranks by propensity.
+
+    Raises:
+        ModelIntegrityError: a version's files fail verification (``load_uplift_version``).
+    """
+    mlflow_client = client(tracking_uri)
+    loaded = {}
+    for name in uplift_models(mlflow_client):
+        mv = version_by_alias(mlflow_client, name, alias)
+        if mv is not None:
+            model = load_uplift_version(tracking_uri, name, mv.version, threads)
+            loaded[model.action] = model
+    return loaded

@@ -19,7 +19,8 @@ import pandas as pd
 
 from features.spec import FeatureSpec
 from models.model import Encoding, Predictor
-from models.registry import CHAMPION, LoadedModel, load_aliased
+from models.registry import CHAMPION, LoadedModel, load_aliased, load_uplift_aliased
+from models.uplift import UpliftModel
 from tierwise.settings import Settings
 
 if TYPE_CHECKING:  # the batch's scoring needs DuckDB; a service worker starts without it
@@ -53,6 +54,12 @@ class ModelSet:
 def load_champions(settings: Settings, alias: str = CHAMPION) -> ModelSet:
     """Load every Tierwise model's ``alias`` version from the registry (raises LookupError)."""
     return ModelSet(load_aliased(settings.tracking_uri(), alias, threads=settings.threads))
+
+
+def load_uplift_champions(settings: Settings, alias: str = CHAMPION) -> dict[str, UpliftModel]:
+    """Every action's ``alias`` uplift model, keyed by action; empty when none is promoted
+    (raises ``ModelIntegrityError``, a LookupError, for a version whose files fail checks)."""
+    return load_uplift_aliased(settings.tracking_uri(), alias, threads=settings.threads)
 
 
 def probability_column(target: str) -> str:
