@@ -67,6 +67,7 @@ class ChunkScorer:
             *(pa.field(probability_column(t), pa.float64()) for t in self.scorer.predictors),
             pa.field("churn_risk", pa.string()),
             pa.field("control", pa.bool_()),
+            pa.field("holdout_actions", pa.list_(pa.string())),  # listed, then held out
         ]
         if self.options.reasons:
             fields.append(pa.field("churn_reasons", pa.list_(pa.string())))
@@ -106,6 +107,9 @@ class ChunkScorer:
             rankings = self._rankings(chunk, context, probabilities)
         out["churn_risk"] = [r.risk_band for r in rankings]
         out["control"] = [r.control for r in rankings]
+        out["holdout_actions"] = [
+            [n.action for n in r.not_shown if n.reason == "holdout"] for r in rankings
+        ]
         if self.options.reasons:
             with self.timed("reasons"):
                 self._add_reasons(out, chunk, rankings)

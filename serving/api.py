@@ -35,7 +35,7 @@ from serving.responses import (
     UpgradeOut,
     ValidationIssue,
 )
-from serving.vocabulary import Pressure, Response
+from serving.vocabulary import AGENT_REASONS, Pressure, Response
 
 if TYPE_CHECKING:  # the inference path imports LightGBM: not needed to describe the API
     from serving.card import Card
@@ -303,7 +303,7 @@ def suggestion_response(decision: Decision) -> SuggestionResponse:
             )
             for s in decision.suggestions
         ],
-        not_shown=[_not_shown(n) for n in decision.not_shown],
+        not_shown=[_not_shown(n) for n in decision.not_shown if n.reason in AGENT_REASONS],
         control_group=decision.control,
         talking_points=list(a.talking_points),
         model_versions=dict(a.model_versions),

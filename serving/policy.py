@@ -25,7 +25,11 @@ best action"; the business view with numbers is ``docs/policy.md``):
 8. ``queue_pressure``: each pressure level (``PressureEffect``) sets the list's length, the
    minimum probability and the expected value a suggestion needs; under high pressure an
    agent gets at most one suggestion, and only one worth the time;
-9. ``cut_by_limit``: ranked below the list's length.
+9. ``cut_by_limit``: ranked below the list's length;
+10. ``holdout``: a listed action is taken off the list when the customer is in that action's
+    no-offer holdout (``holdout_shares``, by customer and ``holdout_period``), and the rest
+    move up. The decision log keeps it with the probability it had, so outcomes of offered
+    and held-out customers compare like with like; the agent's view never shows it.
 
 Rules 1-4 and what each action is worth are ``serving.eligibility``; the settings and
 reading them are ``serving.policy_config``; the shared words are ``serving.vocabulary``.
@@ -38,6 +42,7 @@ import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Literal
 
 from serving.eligibility import (
     Customer,
@@ -101,6 +106,8 @@ __all__ = [
     "collect_declines",
     "context_weight",
     "decline_window",
+    "holdout_period",
+    "in_holdout",
     "is_control",
     "paused",
     "paused_until",
@@ -198,6 +205,37 @@ def is_control(decision_id: str, share: float) -> bool:
     return _uniform("control", decision_id) < share
 
 
+def holdout_period(at: datetime, period: Literal["month", "quarter"] = "month") -> str:
+    """The holdout period a decision at ``at`` falls in: ``2026-06`` or ``2026-Q2``."""
+    if period == "quarter":
+        return f"{at.year}-Q{(at.month - 1) // 3 + 1}"
+    return f"{at.year}-{at.month:02d}"
+
+
+def in_holdout(customer_id: str, action: str, period: str, share: float) -> bool:
+    """Whether a customer is in an action's no-offer holdout for a period: a uniform draw from
+    sha256 of the three, so membership is the same on every call, worker and batch run of the
+    period, and independent between actions and periods."""
+    return share > 0 and _uniform(f"holdout:{action}:{period}", customer_id) < share
+
+
+def _hold_out(
+    chosen: Sequence[Suggestion], customer: Customer, config: PolicyConfig, now: datetime
+) -> tuple[tuple[Suggestion, ...], list[NotShown]]:
+    """Rule 10: listed actions of the customer's holdouts come off the list; the rest move up."""
+    period = holdout_period(now, config.holdout_period)
+    kept: list[Suggestion] = []
+    out: list[NotShown] = []
+    for c in chosen:
+        if in_holdout(
+            customer.customer_id, c.action, period, config.holdout_share(c.kind, c.action)
+        ):
+            out.append(_not_shown(c, "holdout", f"no-offer holdout of {c.action}, {period}"))
+        else:
+            kept.append(replace(c, rank=len(kept) + 1))
+    return tuple(kept), out
+
+
 def _closed(
     customer: Customer,
     config: PolicyConfig,
@@ -205,6 +243,7 @@ def _closed(
     out: list[NotShown],
     band: Band,
     decision_id: str,
+    now: datetime,
 ) -> Ranking:
     """A closed customer: no sales offer; a win-back action where the policy sets a rate."""
     detail = f"the customer closed on {customer.closed_date:%Y-%m-%d}"
@@ -216,7 +255,7 @@ def _closed(
         for n in out
     ]
     out += [_not_shown(c, "closed", detail) for c in pool]
-    chosen: tuple[Suggestion, ...] = ()
+    offer: tuple[Suggestion, ...] = ()
     if config.winback_rate is not None:
         worth = max(customer.value, 0.0) * config.retention_save_rate
         value = max(worth, config.upgrade_value.floor)  # the floor of any offer's value
@@ -231,9 +270,11 @@ def _closed(
             value * config.winback_rate,
             rank=1,
         )
-        chosen = (win_back,)
+        offer = (win_back,)
+    chosen, held = _hold_out(offer, customer, config, now)
     control = is_control(decision_id, config.control_share)
-    return Ranking(chosen, control, band, tuple(c.action for c in chosen), tuple(out))
+    eligible = tuple(c.action for c in offer)
+    return Ranking(chosen, control, band, eligible, (*out, *held))
 
 
 def rank_actions(
@@ -273,15 +314,16 @@ def rank_actions(
     band = risk_band(customer.probabilities.get("churn"), config)
     pool, out = screen_actions(customer, config, product_by_target, known_products, min_p, pressure)
     if customer.closed_date is not None:
-        return _closed(customer, config, pool, out, band, decision_id)
+        return _closed(customer, config, pool, out, band, decision_id, now)
     kept, held_back = _weigh(pool, customer, context, config, band, declines_by_action, now)
     control = is_control(decision_id, config.control_share)
     if control:
         order = sorted(kept, key=lambda c: _uniform(f"order:{decision_id}", c.action))
     else:
         order = sorted(kept, key=lambda c: (-c.priority, c.action))
-    chosen, cut = _cut(order, effect, pressure, max_suggestions)
-    not_shown = (*out, *held_back, *cut)
+    listed, cut = _cut(order, effect, pressure, max_suggestions)
+    chosen, held = _hold_out(listed, customer, config, now)
+    not_shown = (*out, *held_back, *cut, *held)
     return Ranking(chosen, control, band, tuple(sorted(c.action for c in kept)), not_shown)
 
 

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from serving.vocabulary import PRESSURES, Kind, Pressure
+from serving.vocabulary import KINDS, PRESSURES, HoldoutPeriod, Kind, Pressure
 
 MAX_SUGGESTIONS = 10
 Weight = Annotated[float, Field(ge=0)]
@@ -213,6 +213,15 @@ class PolicyConfig(BaseModel):
     control_share: float = Field(
         0.05, ge=0, le=0.5, description="share of decisions in the control group (no model ranking)"
     )
+    holdout_shares: dict[str, float] = Field(
+        default_factory=lambda: dict.fromkeys(KINDS, 0.05),
+        description="share of customers in each action's no-offer holdout, by action kind "
+        "(retention, upgrade, cross_sell) or action key (a product, win_back: overrides its "
+        "kind); unlisted kinds: 0. The holdout is what an offer's effect is measured against",
+    )
+    holdout_period: HoldoutPeriod = Field(
+        "month", description="how long a customer stays in (or out of) an action's holdout"
+    )
     contact_cost: float = Field(
         25.0,
         ge=0,
@@ -253,6 +262,17 @@ class PolicyConfig(BaseModel):
             levels[level] = {**levels.get(level, {}), **effect}
         data["queue_pressure"] = levels
         return data
+
+    @model_validator(mode="after")
+    def _shares(self) -> PolicyConfig:
+        wrong = {k: v for k, v in self.holdout_shares.items() if not 0 <= v <= 0.5}
+        if wrong:
+            raise ValueError(f"holdout_shares must be 0..0.5; got {wrong}")
+        return self
+
+    def holdout_share(self, kind: Kind, action: str) -> float:
+        """The share of customers held out of ``action``: its own setting, else its kind's."""
+        return self.holdout_shares.get(action, self.holdout_shares.get(kind, 0.0))
 
     @model_validator(mode="after")
     def _every_pressure(self) -> PolicyConfig:

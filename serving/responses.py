@@ -12,7 +12,7 @@ import datetime as dt
 from pydantic import BaseModel, ConfigDict, Field
 
 from serving.card import Card
-from serving.vocabulary import Band, Kind, NotShownReason, Response
+from serving.vocabulary import AgentReason, Band, Kind, Response
 
 _VERSIONS_EXAMPLE = {
     "tierwise-churn": "3",
@@ -176,7 +176,7 @@ class NotShownOut(BaseModel):
     kind: Kind = Field(description="retention, upgrade or cross_sell.")
     action: str = Field(description="retention, upgrade, or the product.")
     product: str | None = Field(description="The product of a cross-sell, else null.")
-    reason: NotShownReason = Field(
+    reason: AgentReason = Field(
         description="Why it is not shown: no_model (no champion model scores it), "
         "already_held, not_eligible (detail names the rule), below_min_probability, "
         "churn_gate (high churn risk: sales offers yield to retention), paused_by_declines "

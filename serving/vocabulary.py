@@ -19,7 +19,7 @@ Pressure = Literal["low", "normal", "high"]
 """How busy the contact queue is (``PressureEffect`` says what each level does)."""
 PRESSURES: tuple[str, ...] = get_args(Pressure)
 
-NotShownReason = Literal[
+AgentReason = Literal[
     "no_model",
     "already_held",
     "not_eligible",
@@ -30,8 +30,17 @@ NotShownReason = Literal[
     "cut_by_limit",
     "closed",
 ]
-"""The first rule that held an action back (``serving.policy``, rules 1-9)."""
+"""Why an action is not shown, as the agent's view says it (``serving.policy``, rules 1-9)."""
+AGENT_REASONS: tuple[str, ...] = get_args(AgentReason)
+
+NotShownReason = Literal[AgentReason, "holdout"]
+"""The first rule that held an action back (``serving.policy``, rules 1-10): the agent's
+reasons, and ``holdout`` (rule 10), which the decision log keeps and the agent never sees (an
+experiment the agent must not know of, or they would offer it anyway)."""
 NOT_SHOWN_REASONS: tuple[str, ...] = get_args(NotShownReason)
+
+HoldoutPeriod = Literal["month", "quarter"]
+"""How long a customer's holdout membership lasts (``policy.holdout_period``)."""
 
 Response = Literal["accepted", "declined", "skipped", "not_shown"]
 """Feedback on one suggestion: accepted or declined by the customer, skipped by the agent

@@ -25,9 +25,10 @@ from batch.online import materialize
 from models.registry import client, version_by_alias
 from models.scoring import load_champions
 from serving.decisions import DecisionLog
-from serving.policy import NOT_SHOWN_REASONS, is_control
+from serving.policy import is_control
 from serving.service import CancellingTimeoutMiddleware, authorized, key_digests
 from serving.store import OnlineStore, StoreMissingError
+from serving.vocabulary import AGENT_REASONS
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "test-key-9f3b2c"
@@ -231,7 +232,7 @@ def test_suggestions_answer_with_a_logged_decision(server):
     assert set(logged.probabilities) == targets_of(server.versions), "every propensity logged"
     assert body["not_shown"], "the actions considered and not shown are listed"
     for n in body["not_shown"]:
-        assert n["reason"] in NOT_SHOWN_REASONS and n["detail"], n
+        assert n["reason"] in AGENT_REASONS and n["detail"], n  # never a holdout
     assert [(n["action"], n["reason"]) for n in logged.not_shown] == [
         (n["action"], n["reason"]) for n in body["not_shown"]
     ], "the reasons are logged with the decision"

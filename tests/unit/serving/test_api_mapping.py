@@ -187,6 +187,16 @@ def test_the_not_shown_list_maps_in_order_with_until_in_utc():
     ]
 
 
+def test_a_holdout_is_logged_but_never_reaches_the_agent():
+    held = NotShown("cross_sell", "savings", "savings", "holdout", "no-offer holdout", 0.2)
+    decision = make_decision(not_shown=(held, *make_decision().not_shown))
+    body = suggestion_response(decision).model_dump(mode="json")
+    assert [n["action"] for n in body["not_shown"]] == ["credit_card", "upgrade"]
+    assert "holdout" not in json.dumps(body)
+    enum = NotShownOut.model_json_schema()["properties"]["reason"]["enum"]
+    assert "holdout" not in enum and "churn_gate" in enum
+
+
 def test_an_empty_decision_maps_to_an_empty_list_explained_by_the_not_shown():
     body = suggestion_response(make_decision(suggestions=(), control=True))
     assert body.suggestions == [] and body.control_group is True

@@ -20,6 +20,8 @@ from serving.policy import (
     candidates,
     collect_declines,
     decline_window,
+    holdout_period,
+    in_holdout,
     is_control,
     paused,
     paused_until,
@@ -36,7 +38,13 @@ PRODUCTS = {
 }
 # No control decisions unless a test asks: the model ranking is what most tests check; no
 # channel weights either (the defaults have their own tests), so priority = expected value.
-CONFIG = PolicyConfig(control_share=0.0, product_margin={"credit_card": 150.0}, channel_weights={})
+# No control group and no holdouts: the ranking itself is under test (holdouts: their own tests).
+CONFIG = PolicyConfig(
+    control_share=0.0,
+    holdout_shares={},
+    product_margin={"credit_card": 150.0},
+    channel_weights={},
+)
 KNOWN = ("checking", "credit_card", "mortgage", "savings", "insurance")  # insurance: no model
 
 
@@ -482,7 +490,9 @@ def test_priority_is_propensity_times_value_times_context_weight_times_lever():
 
 
 def test_default_channel_weights_favour_what_each_channel_is_good_for():
-    config = PolicyConfig(control_share=0.0, product_margin={"credit_card": 150.0})
+    config = PolicyConfig(
+        control_share=0.0, holdout_shares={}, product_margin={"credit_card": 150.0}
+    )
     assert config.channel_weights, "channel weights are on by default"
 
     def priorities(channel: str) -> dict[str, float]:
@@ -613,3 +623,63 @@ def test_a_win_back_rate_offers_a_closed_customer_a_win_back():
     assert actions(rank(make_customer(), config=config)) != ["win_back"], "open: the usual list"
     gone = rank(make_customer(closed_date=date(2026, 3, 1), value=0.0), config=config)
     assert gone.suggestions[0].value == config.upgrade_value.floor, "never worth nothing"
+
+
+# -- the no-offer holdouts ---------------------------------------------------------------------
+
+
+def test_holdout_membership_is_stable_and_has_the_configured_share():
+    members = [in_holdout(f"C{i}", "savings", "2026-03", 0.1) for i in range(20_000)]
+    again = [in_holdout(f"C{i}", "savings", "2026-03", 0.1) for i in range(20_000)]
+    assert members == again
+    assert abs(sum(members) / 20_000 - 0.1) < 0.0065  # 3 standard errors
+    assert not any(in_holdout(f"C{i}", "savings", "2026-03", 0.0) for i in range(1000))
+
+
+def test_holdout_membership_lasts_the_period_and_is_drawn_anew_for_the_next():
+    assert holdout_period(datetime(2026, 3, 1, tzinfo=UTC)) == "2026-03"
+    assert holdout_period(datetime(2026, 3, 31, 23, 59, tzinfo=UTC)) == "2026-03"
+    assert holdout_period(datetime(2026, 5, 2, tzinfo=UTC), "quarter") == "2026-Q2"
+    march = {i for i in range(20_000) if in_holdout(f"C{i}", "savings", "2026-03", 0.1)}
+    april = {i for i in range(20_000) if in_holdout(f"C{i}", "savings", "2026-04", 0.1)}
+    upgrade = {i for i in range(20_000) if in_holdout(f"C{i}", "upgrade", "2026-03", 0.1)}
+    # independent draws: about 10% of one period's members are in the next one's too
+    assert 0.07 < len(march & april) / len(march) < 0.13
+    assert 0.07 < len(march & upgrade) / len(march) < 0.13
+
+
+def held_out_customer(action: str, share: float = 0.3) -> Customer:
+    """The first customer id in ``action``'s holdout for NOW's month at ``share``."""
+    period = holdout_period(NOW)
+    first = next(i for i in range(1000) if in_holdout(f"C{i}", action, period, share))
+    return make_customer(customer_id=f"C{first}")
+
+
+def test_a_held_out_action_comes_off_the_list_is_logged_and_the_rest_move_up():
+    config = configure(holdout_shares={"credit_card": 0.3})  # one action, not its kind
+    customer = held_out_customer("credit_card")
+    offered = rank(customer, config=CONFIG)
+    ranking = rank(customer, config=config)
+    assert "credit_card" in actions(offered)
+    assert actions(ranking) == [a for a in actions(offered) if a != "credit_card"]
+    assert [s.rank for s in ranking.suggestions] == list(range(1, len(ranking.suggestions) + 1))
+    [held] = [n for n in ranking.not_shown if n.reason == "holdout"]
+    assert (held.action, held.kind, held.probability) == ("credit_card", "cross_sell", 0.3)
+    assert "credit_card" in ranking.eligible
+
+
+def test_an_action_share_overrides_its_kind_and_unlisted_kinds_hold_none_out():
+    customer = held_out_customer("credit_card", 0.5)
+    config = configure(holdout_shares={"cross_sell": 0.5, "credit_card": 0.0})
+    assert "credit_card" in actions(rank(customer, config=config))
+    assert (
+        PolicyConfig(holdout_shares={"upgrade": 0.1}).holdout_share("retention", "retention") == 0
+    )
+    assert PolicyConfig().holdout_share("cross_sell", "savings") == 0.05
+
+
+def test_a_holdout_share_above_half_is_refused_with_its_key():
+    with pytest.raises(
+        ValidationError, match=r"holdout_shares must be 0\.\.0\.5; got \{'upgrade': 0\.9\}"
+    ):
+        PolicyConfig(holdout_shares={"upgrade": 0.9})
