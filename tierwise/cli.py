@@ -262,6 +262,43 @@ def promote(
         typer.echo(f"{'PROMOTED' if d.promoted else 'kept    '}  {d.message}")
 
 
+@app.command("train-uplift")
+def train_uplift(
+    data: DataOption,
+    as_of: Annotated[
+        str, typer.Option("--as-of", help="Decisions whose horizon ended by this date count.")
+    ],
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    settings_file: SettingsOption = None,
+    value_tiers: TiersOption = None,
+) -> None:
+    """Train an uplift model per action from the holdout experiment's outcomes (`tierwise
+    outcomes` first); each becomes champion only if its Qini on the latest decisions, and
+    its 95% lower bound, are above 0."""
+    from features.spine import as_of_dates
+    from serving.decisions import read_outcomes
+    from training.uplift import UpliftConfig
+    from training.uplift import train_uplift as train_models
+
+    config = settings()
+    try:
+        day = as_of_dates([as_of])[0]
+    except ValueError as err:
+        _fail(str(err))
+    outcomes = read_outcomes(config.decisions_url())
+    if outcomes is None or outcomes.empty:
+        _fail("no decision outcomes are stored: run `tierwise outcomes` first")
+    ds = open_data(data, config, settings_file, value_tiers=value_tiers)
+    run = train_models(ds, outcomes, config, day, UpliftConfig(seed=seed))
+    typer.echo(f"MLflow run {run.run_id}: uplift as of {day}")
+    if run.rows_without_features:
+        typer.echo(f"  {run.rows_without_features:,} outcome rows have no customer features")
+    for result in run.actions:
+        typer.echo(f"{'PROMOTED' if result.promoted else 'kept    '}  {result.message}")
+    if not run.actions:
+        typer.echo("  no action has randomized decisions with outcomes yet")
+
+
 @app.command()
 def score(
     data: DataOption,

@@ -367,21 +367,18 @@ def decision_rows(ds: Dataset, outcomes: pd.DataFrame, spec: FeatureSpec) -> pd.
     date), without computing every customer at every decision day. Rows whose customer has
     no features that day are dropped.
     """
-    pairs = pd.DataFrame(
+    pairs = pd.DataFrame(  # noqa: F841 (read by the SQL below)
         {
             "customer_id": outcomes["customer_id"].astype(str),
             "as_of": feature_day(outcomes["decided_at"]),
         }
     ).drop_duplicates()
-    ds.con.register("uplift_pairs", pairs)
-    try:
-        ds.con.execute(
-            "CREATE OR REPLACE TEMP TABLE uplift_spine AS SELECT DISTINCT"
-            " CAST(customer_id AS VARCHAR) AS customer_id, CAST(as_of AS DATE) AS as_of"
-            " FROM uplift_pairs"
-        )
-    finally:
-        ds.con.unregister("uplift_pairs")
+    # ``pairs`` is read by DuckDB's scan of the local frame (a register() would refuse while
+    # the connection holds an unfinished result).
+    ds.con.execute(
+        "CREATE OR REPLACE TEMP TABLE uplift_spine AS SELECT DISTINCT"
+        " CAST(customer_id AS VARCHAR) AS customer_id, CAST(as_of AS DATE) AS as_of FROM pairs"
+    )
     features = ds.con.execute(feature_sql(ds, spec, "uplift_spine")).df()
     features["as_of"] = pd.to_datetime(features["as_of"]).dt.date
     keyed = outcomes.assign(
