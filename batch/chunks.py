@@ -145,6 +145,7 @@ class ChunkScorer:
         }
         targets = list(probabilities)
         values = [probabilities[t].tolist() for t in targets]
+        uplift = {a: m.predict_frame(chunk).tolist() for a, m in self.scorer.uplift.items()}
         context_ = Context(self.options.channel)
         now = self.decided_at
         out = []
@@ -175,6 +176,7 @@ class ChunkScorer:
                     self.options.top,
                     f"batch:{self.as_of.isoformat()}:{customer_id}",
                     {t: as_number(v[i]) for t, v in zip(targets, values, strict=True)},
+                    {a: u[i] for a, u in uplift.items()},
                 )
             )
         return out

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -35,13 +35,16 @@ Encodings = tuple[tuple[Encoding, tuple[str, ...]], ...]
 
 @dataclass
 class ModelSet:
-    """The models in use, keyed by target, and the versions to report with every score."""
+    """The models in use, keyed by target, the uplift models keyed by action (none: every
+    action is ranked by propensity), and the versions to report with every score."""
 
     models: dict[str, LoadedModel]
+    uplift: dict[str, UpliftModel] = field(default_factory=dict)
 
     @property
     def versions(self) -> dict[str, str]:
-        return {m.name: m.version for m in self.models.values()}
+        models = [*self.models.values(), *self.uplift.values()]
+        return {m.name: m.version for m in models}
 
     def by_spec(self) -> list[tuple[FeatureSpec, list[str]]]:
         """Targets grouped by the feature spec they were trained with (one group when trained together)."""
@@ -52,8 +55,12 @@ class ModelSet:
 
 
 def load_champions(settings: Settings, alias: str = CHAMPION) -> ModelSet:
-    """Load every Tierwise model's ``alias`` version from the registry (raises LookupError)."""
-    return ModelSet(load_aliased(settings.tracking_uri(), alias, threads=settings.threads))
+    """Load every Tierwise model's ``alias`` version from the registry, uplift models too
+    (raises LookupError)."""
+    uri, threads = settings.tracking_uri(), settings.threads
+    return ModelSet(
+        load_aliased(uri, alias, threads=threads), load_uplift_aliased(uri, alias, threads)
+    )
 
 
 def load_uplift_champions(settings: Settings, alias: str = CHAMPION) -> dict[str, UpliftModel]:

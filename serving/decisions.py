@@ -531,6 +531,7 @@ def record_of(decision: Decision, context: Context, now: dt.datetime) -> Decisio
                 "value": s.value,
                 "expected_value": s.expected_value,
                 "priority": s.priority,
+                "uplift": s.uplift,
             }
             for s in decision.suggestions
         ],
@@ -546,6 +547,7 @@ def record_of(decision: Decision, context: Context, now: dt.datetime) -> Decisio
                 "detail": n.detail,
                 "probability": n.probability,
                 "until": None if n.until is None else _utc(n.until).isoformat(),
+                "uplift": n.uplift,
             }
             for n in decision.not_shown
         ],

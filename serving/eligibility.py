@@ -40,6 +40,9 @@ class Customer:
     profile: Mapping[str, Any] = field(default_factory=dict)
     gap_to_next_tier: float | None = None
     closed_date: date | None = None  # set: the relationship has ended (a win-back call)
+    # action key -> predicted uplift of offering it (its uplift champion's); an action with
+    # one is worth uplift x value - contact cost, and harmful below 0 (``_Screening.consider``)
+    uplift: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,7 @@ class Suggestion:
     suggestion_id: str = ""
     reasons: tuple[Reason, ...] = ()
     talking_points: tuple[str, ...] = ()
+    uplift: float | None = None  # the predicted change an offer makes, where a model says
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,7 @@ class NotShown:
     detail: str
     probability: float | None = None
     until: datetime | None = None
+    uplift: float | None = None
 
 
 def risk_band(p: float | None, config: PolicyConfig) -> Band:
@@ -245,6 +250,10 @@ class _Screening:
             self.out.append(NotShown(kind, action, product, "not_eligible", detail, q))
             return
         value = action_value(kind, action, self.customer, self.config)
+        uplift = self.customer.uplift.get(action)
+        if uplift is not None:
+            self.consider_uplift(kind, action, target, product, q, value, uplift)
+            return
         if value <= 0 or q <= 0:
             detail = f"worth nothing: value {value:,.2f}, probability {q:.4f}"
             self.out.append(NotShown(kind, action, product, "not_eligible", detail, q))
@@ -252,9 +261,42 @@ class _Screening:
         ev = q * value
         self.pool.append(Suggestion(kind, action, target, product, q, value, ev, ev))
 
+    def consider_uplift(
+        self,
+        kind: Kind,
+        action: str,
+        target: str,
+        product: str | None,
+        q: float,
+        value: float,
+        uplift: float,
+    ) -> None:
+        """An action with a predicted uplift: worth what the offer adds, uplift x value less
+        the contact cost; not offered where it is predicted to harm (a "sleeping dog")."""
+        if uplift < 0:
+            detail = f"an offer is predicted to lower the chance of its outcome by {-uplift:.1%}"
+            self.out.append(
+                NotShown(kind, action, product, "predicted_harm", detail, q, None, uplift)
+            )
+            return
+        worth = uplift * value - self.config.contact_cost
+        if worth <= 0:
+            detail = (
+                f"the offer adds {uplift:.1%} x {value:,.2f}, not more than the contact cost "
+                f"{self.config.contact_cost:,.2f}"
+            )
+            self.out.append(
+                NotShown(kind, action, product, "not_eligible", detail, q, None, uplift)
+            )
+            return
+        self.pool.append(
+            Suggestion(kind, action, target, product, q, value, worth, worth, uplift=uplift)
+        )
+
     def too_unlikely(self, kind: Kind, action: str, product: str | None, q: float) -> bool:
-        """Whether a sales offer is below the minimum probability (then listed as such)."""
-        if q >= self.min_p:
+        """Whether a sales offer is below the minimum probability (then listed as such); an
+        action with a predicted uplift is judged by what the offer adds instead."""
+        if q >= self.min_p or action in self.customer.uplift:
             return False
         detail = (
             f"probability {q:.4f} below the minimum {self.min_p:.4f} "

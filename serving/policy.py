@@ -11,6 +11,10 @@ best action"; the business view with numbers is ``docs/policy.md``):
 2. ``already_held``: the customer holds the product;
 3. ``not_eligible``: a rule says no (retention only at medium or high churn risk, an upgrade
    only below the top tier, the product rules, a lever or context weight of 0, no value);
+   ``predicted_harm``: the action's uplift model predicts that offering it lowers the
+   chance of its outcome. An action with an uplift model is worth what the offer adds,
+   uplift x value - ``contact_cost``, instead of probability x value (and rule 4 does not
+   apply to it); the others keep propensity (docs/policy.md, "Uplift");
 4. ``below_min_probability``: a sales offer less likely than the queue pressure's minimum
    (not the upgrade of a customer who already qualifies by value: it needs only the offer);
 5. ``churn_gate``: at high risk, sales offers (upgrade, cross-sell) yield to retention;
@@ -389,7 +393,7 @@ def _cut(
 def _not_shown(
     c: Suggestion, reason: NotShownReason, detail: str, until: datetime | None = None
 ) -> NotShown:
-    return NotShown(c.kind, c.action, c.product, reason, detail, c.probability, until)
+    return NotShown(c.kind, c.action, c.product, reason, detail, c.probability, until, c.uplift)
 
 
 def _weight(c: Suggestion, context: Context, config: PolicyConfig) -> float:

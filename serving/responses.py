@@ -178,7 +178,8 @@ class NotShownOut(BaseModel):
     product: str | None = Field(description="The product of a cross-sell, else null.")
     reason: AgentReason = Field(
         description="Why it is not shown: no_model (no champion model scores it), "
-        "already_held, not_eligible (detail names the rule), below_min_probability, "
+        "already_held, not_eligible (detail names the rule), predicted_harm (an offer is "
+        "predicted to lower the chance of its outcome: better not made), below_min_probability, "
         "churn_gate (high churn risk: sales offers yield to retention), paused_by_declines "
         "(until a date), queue_pressure, cut_by_limit (ranked below the list's length), "
         "closed (the customer has closed: no sales offer)."

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 
     from models.model import Predictor
     from models.scoring import ModelSet
+    from models.uplift import UpliftModel
     from serving.store import StoredCustomer
 
 CHURN, UPGRADE = "churn", "upgrade"
@@ -65,10 +66,12 @@ class Scorer:
     specs: tuple[dict, ...] = field(default_factory=tuple)
     known_products: tuple[str, ...] = ()  # held products of the specs, and modelled ones
     spec: FeatureSpec | None = None  # the specs merged: what the customer card shows
+    uplift: Mapping[str, UpliftModel] = field(default_factory=dict)  # action -> its champion
 
     @classmethod
     def from_models(cls, models: ModelSet) -> Scorer:
-        """Prepare a ModelSet (predictors loaded with 1 thread for serving)."""
+        """Prepare a ModelSet (predictors loaded with 1 thread for serving), with its uplift
+        models (none: every action is ranked by propensity)."""
         predictors = {t: m.predictor for t, m in sorted(models.models.items())}
         feature_text: dict[str, dict[str, Feature]] = {}
         specs: list[dict] = []
@@ -94,7 +97,12 @@ class Scorer:
             specs=tuple(specs),
             known_products=tuple(sorted(known | set(product_by_target.values()))),
             spec=merged_spec([spec for spec, _ in models.by_spec()]),
+            uplift=dict(sorted(models.uplift.items())),
         )
+
+    def predict_uplift(self, features: Mapping[str, Any]) -> dict[str, float]:
+        """Action -> the customer's predicted uplift, for the actions with an uplift champion."""
+        return {a: m.predict_row(dict(features)) for a, m in self.uplift.items()}
 
     def encode(self, features: Mapping[str, Any]) -> dict[str, np.ndarray]:
         """Target -> the customer's encoded 1-row matrix (shared by targets of one encoding)."""
@@ -228,15 +236,17 @@ def rank(
     max_suggestions: int | None,
     decision_id: str,
     probabilities: Mapping[str, float | None],
+    uplift: Mapping[str, float] | None = None,
 ) -> Ranking:
     """The policy's ranking for a customer whose probabilities are already known.
 
     What ``suggest`` ranks, for callers that predicted many customers at once (batch
     scoring): ``customer.features`` needs only the profile features the policy reads
-    (``Scorer.profile_features``), and ``probabilities`` maps every target to its
-    calibrated probability (None where the customer holds the cross-sell product).
+    (``Scorer.profile_features``), ``probabilities`` maps every target to its calibrated
+    probability (None where the customer holds the cross-sell product), and ``uplift``
+    every action with an uplift champion to its predicted uplift.
     """
-    work = _Work(customer, scorer, config, probabilities)
+    work = _Work(customer, scorer, config, probabilities, uplift or {})
     return work.rank(context, declines, now, max_suggestions, decision_id)
 
 
@@ -254,6 +264,7 @@ class _Work:
         scorer: Scorer,
         config: PolicyConfig,
         probabilities: Mapping[str, float | None] | None = None,
+        uplift: Mapping[str, float] | None = None,
     ) -> None:
         self.customer = customer
         self.scorer = scorer
@@ -261,10 +272,12 @@ class _Work:
         self._reasons: dict[str, tuple[Reason, ...]] = {}
         if probabilities is not None:
             self.probabilities = dict(probabilities)
+            self.uplift = dict(uplift or {})
             return
         self.rows = scorer.encode(customer.features)
         found = predict_probabilities(scorer.predictors, self.rows, [customer.held])
         self.probabilities = {t: _finite(float(p[0])) for t, p in found.items()}
+        self.uplift = scorer.predict_uplift(customer.features)
 
     def rank(
         self,
@@ -352,6 +365,7 @@ class _Work:
             profile={k: c.features.get(f) for k, f in self.scorer.profile_features.items()},
             gap_to_next_tier=c.gap_to_next_tier,
             closed_date=as_date(c.history.get("closed_date")),
+            uplift=self.uplift,
         )
 
     def point_values(self) -> dict[str, Any]:

@@ -23,6 +23,7 @@ AgentReason = Literal[
     "no_model",
     "already_held",
     "not_eligible",
+    "predicted_harm",
     "below_min_probability",
     "churn_gate",
     "paused_by_declines",

@@ -29,6 +29,7 @@ from serving.policy import (
     risk_band,
     upgrade_value,
 )
+from serving.vocabulary import AGENT_REASONS
 
 NOW = datetime(2026, 3, 13, 12, 0, tzinfo=UTC)
 PRODUCTS = {
@@ -683,3 +684,32 @@ def test_a_holdout_share_above_half_is_refused_with_its_key():
         ValidationError, match=r"holdout_shares must be 0\.\.0\.5; got \{'upgrade': 0\.9\}"
     ):
         PolicyConfig(holdout_shares={"upgrade": 0.9})
+
+
+# -- uplift: what an offer adds, where an uplift champion says -------------------------------
+
+
+def test_with_uplift_an_action_is_worth_what_the_offer_adds_less_the_contact_cost():
+    # credit_card: a sure thing (likely, but the offer adds 1 point: 1.5 < the cost of 25);
+    # savings: a persuadable (the offer adds 40 points: 0.4 x 100 - 25 = 15); mortgage
+    # below the minimum probability, but the offer adds 50 points: 0.5 x 100 - 25 = 25.
+    uplift = {"credit_card": 0.01, "savings": 0.4, "mortgage": 0.5}
+    customer = make_customer(uplift=uplift)
+    customer = replace(
+        customer, probabilities={**customer.probabilities, "cross_sell_mortgage": 0.001}
+    )
+    ranking = rank(customer)
+    by_action = {s.action: s for s in ranking.suggestions}
+    assert actions(ranking) == ["retention", "upgrade", "mortgage", "savings"]
+    assert by_action["savings"].expected_value == pytest.approx(15.0)
+    assert by_action["savings"].uplift == 0.4 and by_action["retention"].uplift is None
+    assert why_not(ranking)["credit_card"] == "not_eligible"
+
+
+def test_an_offer_predicted_to_harm_is_not_made_and_the_agent_is_told_why():
+    ranking = rank(make_customer(uplift={"retention": -0.05}))
+    assert "retention" not in actions(ranking)
+    [harm] = [n for n in ranking.not_shown if n.action == "retention"]
+    assert harm.reason == "predicted_harm" and harm.uplift == -0.05
+    assert "lower the chance of its outcome by 5.0%" in harm.detail
+    assert "predicted_harm" in AGENT_REASONS

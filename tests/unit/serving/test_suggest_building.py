@@ -20,6 +20,7 @@ from features.spec import FeatureSpec
 from models.model import Calibration, Encoding, Predictor
 from models.registry import LoadedModel, model_name
 from models.scoring import ModelSet
+from models.uplift import UpliftModel
 from serving.policy import Context, PolicyConfig, ProductRule
 from serving.store import StoredCustomer
 from serving.suggest import Scorer, assess, card_of, rank, suggest, suggestion_id
@@ -34,8 +35,8 @@ SPEC = FeatureSpec(
     interaction_roles=InteractionRoles(complaint=["complaint"]),
     profile={"age": "numeric"},
 )
-# No control group and no channel weights: the ranking is the model ranking, by expected value.
-CONFIG = PolicyConfig(control_share=0.0, channel_weights={})
+# No control group, holdouts or channel weights: the ranking is the model ranking.
+CONFIG = PolicyConfig(control_share=0.0, holdout_shares={}, channel_weights={})
 COMPLAINING = {"complaints_90d": 4, "tenure_days": 2400.0, "profile_age": 45}
 
 
@@ -313,3 +314,26 @@ def test_the_card_shows_the_stored_tier_holdings_and_profile(scorer):
     assert [h.product for h in card.holdings] == ["checking"]
     assert card.basics.profile == {"age": 45}, "a profile feature of the models' spec"
     assert card.satisfaction.complaints_90d == 4 and card.status == "open"
+
+
+def test_an_uplift_champion_ranks_its_action_by_what_the_offer_adds_and_holds_back_harm(
+    predictors,
+):
+    # Savings offers move long-standing customers (+50 points) and put off new ones (-25).
+    offered = fit("offered", lambda c, t: np.where(t > 2000, 0.7, 0.05)).booster
+    held = fit("held", lambda c, t: np.where(t > 2000, 0.2, 0.3)).booster
+    uplift = UpliftModel(
+        "savings", "two_model", {"offered": offered, "holdout": held}, Encoding(NAMES)
+    )
+    uplift.name, uplift.version = "tierwise-uplift-savings", "2"
+    models = model_set(predictors)
+    scorer = Scorer.from_models(ModelSet(models.models, {"savings": uplift}))
+    assert scorer.versions["tierwise-uplift-savings"] == "2"
+
+    loyal = decide(scorer, customer(features={**COMPLAINING, "tenure_days": 2400.0}))
+    [savings] = [s for s in loyal.suggestions if s.action == "savings"]
+    assert savings.uplift == pytest.approx(0.5, abs=0.08)
+    assert savings.expected_value == pytest.approx(savings.uplift * savings.value - 25.0)
+
+    new = decide(scorer, customer(features={**COMPLAINING, "tenure_days": 300.0}))
+    assert "savings" not in shown(new) and why_not(new)["savings"] == "predicted_harm"
