@@ -280,7 +280,7 @@ def qini_coefficient(outcome: np.ndarray, treated: np.ndarray, score: np.ndarray
 
     Returns:
         The coefficient; NaN when even the perfect score is no better than the random line
-        (e.g. no treated row has an outcome).
+        (e.g. no row has an outcome).
     """
     y, t = np.asarray(outcome, dtype=float), np.asarray(treated, dtype=float)
     perfect = _qini_area(qini_curve(y, t, y * t - y * (1 - t)))
