@@ -12,12 +12,14 @@ at any size and the output depends only on ``(customers, seed)``.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -477,3 +479,183 @@ def _labels(codes: np.ndarray, names: tuple[str, ...], null: np.ndarray | None =
 def _dates(days: np.ndarray, null: np.ndarray | None = None) -> pa.Array:
     """Days since the epoch as a date32 array, null where `null` is set."""
     return pa.array(np.asarray(days, dtype=np.int32), mask=null).view(_DATE)
+
+
+# -- The hidden response model (off unless a simulation builds one) ----------------------------
+
+RESPONSE_TYPES = ("persuadable", "sure_thing", "lost_cause", "sleeping_dog")
+RESPONSE_COLUMNS = (
+    "customer_id",
+    "tier",
+    "tier_rank",
+    "tenure_days",
+    "txn_count_90d",
+    "txn_count_change_90d",
+    "complaints_90d",
+    "holdings_open_count",
+    "kind_login_90d",
+    "profile_age",
+    "profile_region",
+)
+"""What the response model reads of a customer: feature names of ``features.pipeline``, so
+a simulator can pass the online store's rows as they are and an uplift model can learn the
+types from the same features."""
+
+# Outcome probability (not offered, offered) of each type, by action kind, in RESPONSE_TYPES
+# order. Retention's outcome is staying; a sleeping dog is reminded to leave by the call.
+_TYPE_P = {
+    "retention": ((0.50, 0.90), (0.96, 0.96), (0.20, 0.20), (0.90, 0.50)),
+    "upgrade": ((0.05, 0.45), (0.55, 0.55), (0.02, 0.02), (0.35, 0.08)),
+    "cross_sell": ((0.04, 0.45), (0.50, 0.50), (0.01, 0.01), (0.30, 0.06)),
+}
+
+
+@dataclass(frozen=True)
+class ResponseModel:
+    """How demo customers respond to an offer: a latent type per customer and action.
+
+    Off by default: nothing in the generator uses it, so the demo tables are the same with
+    or without it; a simulation builds one with a seed and asks it for outcomes. Each
+    (customer, action) is persuadable (an offer raises the outcome's chance by 35-40
+    points), a sure thing (likely anyway, no effect), a lost cause (unlikely either way) or
+    a sleeping dog (an offer lowers it). The type follows observable features
+    (``RESPONSE_COLUMNS``) plus noise fixed by ``(seed, action, customer_id)``:
+
+    - sure things (for retention: lost causes) score high on what drives the demo's own
+      openings, upgrades and closures (life stage, tier, activity, growth, complaints), so
+      the propensity models rank them first and propensity and uplift rankings differ;
+    - persuadables are newer, digital customers of the middle tiers in London and the
+      South East, with room to grow (few products);
+    - sleeping dogs hold many products (cross-sell), are older and quiet (retention), or
+      active on the top tiers already (upgrade).
+
+    Actions: ``retention`` (``win_back`` responds as retention), ``upgrade`` or a product.
+    """
+
+    seed: int = 0
+
+    def types(self, customers: pd.DataFrame, action: str) -> np.ndarray:
+        """Each customer's type for ``action`` (strings of ``RESPONSE_TYPES``)."""
+        return np.asarray(RESPONSE_TYPES)[self._codes(customers, action)]
+
+    def probabilities(self, customers: pd.DataFrame, action: str) -> tuple[np.ndarray, np.ndarray]:
+        """The outcome's chance per customer if not offered and if offered ``action``."""
+        p = np.asarray(_TYPE_P[_kind(action)])[self._codes(customers, action)]
+        return p[:, 0], p[:, 1]
+
+    def respond(
+        self,
+        customers: pd.DataFrame,
+        action: str,
+        offered: bool | np.ndarray,
+        rng: np.random.Generator,
+    ) -> np.ndarray:
+        """Draw each customer's outcome (0/1) of ``action``, offered or not (per row or all)."""
+        p0, p1 = self.probabilities(customers, action)
+        p = np.where(np.asarray(offered, dtype=bool), p1, p0)
+        return (rng.random(len(p)) < p).astype(np.int8)
+
+    def effect_by_tier(self, customers: pd.DataFrame, action: str) -> dict[str, float]:
+        """The true effect of offering ``action`` (offered - not offered chance), averaged
+        over the given customers of each tier: what a measured effect should recover."""
+        p0, p1 = self.probabilities(customers, action)
+        tier = customers["tier"].fillna("unknown").to_numpy()
+        frame = pd.DataFrame({"tier": tier, "effect": p1 - p0})
+        return {str(t): float(e) for t, e in frame.groupby("tier")["effect"].mean().items()}
+
+    def _codes(self, customers: pd.DataFrame, action: str) -> np.ndarray:
+        """Type codes (indices of RESPONSE_TYPES): thresholds on scores plus fixed noise."""
+        x = _observables(customers)
+        noise = _noise(self.seed, action, customers["customer_id"].astype(str))
+        kind = _kind(action)
+        if kind == "retention":
+            churn = -x.activity + 1.5 * x.complaint - 0.4 * x.rank - 0.8 * x.trend + 0.5 * noise[0]
+            persuadable = 0.8 * x.rank + 0.7 * (x.tenure > 5) + x.london - 1.0 + 0.7 * noise[1]
+            sleeping = 0.04 * (x.age - 45) - 0.6 * x.digital + 0.5 * churn + 0.7 * noise[2]
+            return np.select(
+                [churn > 1.2, persuadable > 0.9, sleeping > 0.5, churn < -0.4], [2, 0, 3, 1], 1
+            )
+        if kind == "upgrade":
+            signal = 1.5 * x.trend + 0.6 * x.activity + 0.5 * noise[0]
+            sleeping = 0.7 * x.rank + 0.8 * x.activity - 2.2 + 0.7 * noise[2]
+        else:
+            j = PRODUCTS.index(action)
+            stage = np.log(_life_stage(x.age[:, None])[:, j])
+            signal = stage + _WEALTH_P[j] * x.rank + 0.8 * x.activity + 0.5 * noise[0]
+            sleeping = 0.8 * (x.products - 2) + 0.5 * signal - 0.8 + 0.7 * noise[2]
+        persuadable = (
+            0.9 * (x.tenure < 5)
+            + 0.5 * x.digital
+            + 0.9 * x.london
+            - 0.4 * x.products
+            + (x.rank == 1)
+            - 0.3
+            + 0.7 * noise[1]
+        )
+        return np.select(
+            [signal > 1.0, sleeping > 0.5, persuadable > 0.5, signal < -0.5], [1, 3, 0, 2], 2
+        )
+
+
+class _Observables(NamedTuple):
+    """The response model's inputs, scaled: arrays per customer."""
+
+    rank: np.ndarray
+    tenure: np.ndarray  # years
+    activity: np.ndarray  # log transactions in 90 days, centred
+    trend: np.ndarray  # change in 90-day transactions, clipped
+    complaint: np.ndarray  # any complaint in 90 days
+    products: np.ndarray
+    digital: np.ndarray  # log logins in 90 days
+    age: np.ndarray
+    london: np.ndarray  # London or the South East
+
+
+def _observables(c: pd.DataFrame) -> _Observables:
+    def num(column: str) -> np.ndarray:
+        return pd.to_numeric(c[column], errors="coerce").fillna(0.0).to_numpy(np.float64)
+
+    age = pd.to_numeric(c["profile_age"], errors="coerce").to_numpy(np.float64)
+    return _Observables(
+        rank=num("tier_rank"),
+        tenure=num("tenure_days") / _YEAR,
+        activity=np.log1p(num("txn_count_90d")) - 2.0,
+        trend=np.clip(num("txn_count_change_90d"), -1.0, 3.0),
+        complaint=(num("complaints_90d") > 0).astype(np.float64),
+        products=num("holdings_open_count"),
+        digital=np.log1p(num("kind_login_90d")),
+        age=np.where(np.isnan(age), 45.0, age),
+        london=c["profile_region"].isin(["London", "South East"]).to_numpy(np.float64),
+    )
+
+
+def _kind(action: str) -> str:
+    if action in ("retention", "win_back"):
+        return "retention"
+    if action == "upgrade":
+        return "upgrade"
+    if action not in PRODUCTS:
+        raise ValueError(f"unknown action {action!r}: retention, win_back, upgrade or a product")
+    return "cross_sell"
+
+
+def _noise(seed: int, action: str, customer_ids: pd.Series) -> np.ndarray:
+    """Three standard normals per customer, fixed by (seed, action, customer): shape (3, n)."""
+    action = "retention" if action == "win_back" else action
+    words = np.array(
+        [
+            np.frombuffer(hashlib.sha256(f"{seed}:{action}:{c}".encode()).digest(), "<u8")
+            for c in customer_ids
+        ],
+        dtype=np.uint64,
+    ).reshape(-1, 4)
+    u = (words >> np.uint64(11)).astype(np.float64) / 2.0**53  # uniforms in [0, 1)
+    u = np.clip(u, 1e-12, 1.0)
+    radius = np.sqrt(-2.0 * np.log(u[:, 0]))
+    return np.stack(
+        [
+            radius * np.cos(2 * np.pi * u[:, 1]),
+            radius * np.sin(2 * np.pi * u[:, 1]),
+            np.sqrt(-2.0 * np.log(u[:, 2])) * np.cos(2 * np.pi * u[:, 3]),
+        ]
+    )
