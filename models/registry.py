@@ -9,10 +9,10 @@ its champions from local files (``load_folder``) starts without it (seconds save
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from features.urls import safe_url
 from models.integrity import ModelIntegrityError, changed_files
@@ -21,6 +21,8 @@ from models.uplift import UpliftModel
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
+
+T = TypeVar("T")
 
 PREFIX = "tierwise-"
 # Uplift models (``models.uplift``): tierwise-uplift-<action slug>; not target models.
@@ -165,7 +167,26 @@ def load_folder(
         ModelIntegrityError: a file changed, is missing or was added, or the files cannot be
             parsed; the message names the model, the version and the files.
     """
-    model = f"{name} v{version}"
+
+    def load() -> LoadedModel:
+        spec = json.loads((folder / SPEC_FILE).read_text())
+        settings_path = folder / SETTINGS_FILE
+        settings = json.loads(settings_path.read_text()) if settings_path.exists() else {}
+        predictor = Predictor.load(folder, threads)
+        return LoadedModel(
+            name, version, alias, run_id, predictor, spec, settings, folder, dict(digests)
+        )
+
+    return _verified(f"{name} v{version}", folder, digests, load)
+
+
+def _verified(model: str, folder: Path, digests: Mapping[str, str], load: Callable[[], T]) -> T:
+    """``load()`` of a model's files once they match ``digests``; any failure to parse a
+    registered file is refused, never a crash.
+
+    Raises:
+        ModelIntegrityError: a file changed, is missing or was added, or ``load`` failed.
+    """
     changed = changed_files(folder, digests)
     if changed:
         raise ModelIntegrityError(
@@ -173,18 +194,12 @@ def load_folder(
             f" ({'; '.join(changed)}); restore them or retrain and promote a new version"
         )
     try:
-        spec = json.loads((folder / SPEC_FILE).read_text())
-        settings_path = folder / SETTINGS_FILE
-        settings = json.loads(settings_path.read_text()) if settings_path.exists() else {}
-        predictor = Predictor.load(folder, threads)
-    except Exception as err:  # any parse failure of a registered file: refuse, never crash
+        return load()
+    except Exception as err:
         raise ModelIntegrityError(
             f"{model}: the model files match their registered sha256 but cannot be loaded"
             f" ({type(err).__name__}: {err}); retrain and promote a new version"
         ) from err
-    return LoadedModel(
-        name, version, alias, run_id, predictor, spec, settings, folder, dict(digests)
-    )
 
 
 def recorded_digests(model: str, tags: dict[str, str]) -> dict[str, str]:
@@ -253,8 +268,8 @@ def load_uplift_version(
     tracking_uri: str, name: str, version: str, threads: int = 1
 ) -> UpliftModel:
     """Download a registered uplift version's native files, verify them against the sha256
-    recorded at registration (as ``load_version`` does) and load its model, with ``name``,
-    ``version`` and its feature ``spec`` set.
+    recorded at registration (as ``load_version`` does) and load its model
+    (``load_uplift_folder``).
 
     Raises:
         ModelIntegrityError: no digests were recorded, a file changed, is missing or was
@@ -262,23 +277,28 @@ def load_uplift_version(
         mlflow.exceptions.MlflowException: the version does not exist.
     """
     _, folder, recorded = _download(tracking_uri, name, version)
-    model = f"{name} v{version}"
-    changed = changed_files(folder, recorded)
-    if changed:
-        raise ModelIntegrityError(
-            f"{model}: sha256 mismatch: the model files changed after registration"
-            f" ({'; '.join(changed)}); restore them or retrain a new version"
-        )
-    try:
+    return load_uplift_folder(name, str(version), folder, recorded, threads)
+
+
+def load_uplift_folder(
+    name: str, version: str, folder: Path, digests: Mapping[str, str], threads: int = 1
+) -> UpliftModel:
+    """An uplift model from ``folder`` once its files match ``digests`` (``load_folder`` for
+    uplift models), with ``name``, ``version``, its feature ``spec``, ``folder`` and ``digests``
+    set.
+
+    Raises:
+        ModelIntegrityError: a file changed, is missing or was added, or cannot be parsed.
+    """
+
+    def load() -> UpliftModel:
         uplift = UpliftModel.load(folder, threads)
         uplift.spec = json.loads((folder / SPEC_FILE).read_text())
-    except Exception as err:  # any parse failure of a registered file: refuse, never crash
-        raise ModelIntegrityError(
-            f"{model}: the model files match their registered sha256 but cannot be loaded"
-            f" ({type(err).__name__}: {err}); retrain a new version"
-        ) from err
-    uplift.name, uplift.version = name, str(version)
-    return uplift
+        uplift.name, uplift.version = name, version
+        uplift.folder, uplift.digests = folder, dict(digests)
+        return uplift
+
+    return _verified(f"{name} v{version}", folder, digests, load)
 
 
 def load_uplift_aliased(

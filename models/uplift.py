@@ -44,8 +44,9 @@ BOOSTERS: dict[str, tuple[str, ...]] = {
 class UpliftModel:
     """One action's uplift model: predicts the change an offer makes to its outcome's chance.
 
-    ``name``, ``version`` and ``spec`` (the feature spec it was trained with, for computing
-    its features) are set when it is loaded from the registry; they are not in its files.
+    ``name``, ``version``, ``spec`` (the feature spec it was trained with, for computing
+    its features), ``folder`` and ``digests`` are set when it is loaded from the registry
+    (``models.registry.load_uplift_folder``); they are not in its files.
     """
 
     action: str
@@ -56,6 +57,8 @@ class UpliftModel:
     name: str = ""
     version: str = ""
     spec: dict = field(default_factory=dict)
+    folder: Path | None = None  # the verified native files it was loaded from
+    digests: dict[str, str] = field(default_factory=dict)  # their recorded sha256
 
     def predict(self, matrix: np.ndarray) -> np.ndarray:
         """Predicted uplift of encoded rows (``encoding.matrix`` or ``encoding.row``), in

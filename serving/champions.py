@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from tierwise.settings import Settings
 
 if TYPE_CHECKING:
-    from models.registry import LoadedModel
+    from models.scoring import ModelSet
 
 SERVING_DIR = "serving"
 MANIFEST = "champions.json"
@@ -34,9 +34,9 @@ def serving_dir(settings: Settings) -> Path:
     return settings.home.resolve() / SERVING_DIR
 
 
-def load_champions(settings: Settings, generation: int, fresh: bool) -> dict[str, LoadedModel]:
-    """The champions of ``generation`` keyed by target: from the shared folder when it holds
-    them (unless ``fresh``), else from MLflow, then shared.
+def load_champions(settings: Settings, generation: int, fresh: bool) -> ModelSet:
+    """The champions of ``generation``, target and uplift models: from the shared folder when
+    it holds them (unless ``fresh``), else from MLflow, then shared.
 
     Raises:
         LookupError: no champion is registered, or one fails verification
@@ -49,9 +49,11 @@ def load_champions(settings: Settings, generation: int, fresh: bool) -> dict[str
         except (OSError, ValueError, KeyError, LookupError) as err:
             log.warning("the shared champions of generation %d are unusable (%s)", generation, err)
             shutil.rmtree(folder, ignore_errors=True)  # shared again below
-    from models.registry import CHAMPION, load_aliased
+    from models.registry import CHAMPION, load_aliased, load_uplift_aliased
+    from models.scoring import ModelSet
 
-    models = load_aliased(settings.tracking_uri(), CHAMPION, threads=1)
+    uri = settings.tracking_uri()
+    models = ModelSet(load_aliased(uri, CHAMPION, threads=1), load_uplift_aliased(uri, CHAMPION))
     _share(folder, models)
     return models
 
@@ -61,8 +63,9 @@ def clear(settings: Settings) -> None:
     shutil.rmtree(serving_dir(settings), ignore_errors=True)
 
 
-def _read(folder: Path) -> dict[str, LoadedModel]:
-    from models.registry import load_folder
+def _read(folder: Path) -> ModelSet:
+    from models.registry import load_folder, load_uplift_folder
+    from models.scoring import ModelSet
 
     manifest = json.loads((folder / MANIFEST).read_text())
     models = {}
@@ -71,25 +74,36 @@ def _read(folder: Path) -> dict[str, LoadedModel]:
             m["name"], m["version"], m["alias"], m["run_id"], folder / m["name"], m["sha256"]
         )
         models[loaded.predictor.target] = loaded
-    return models
+    uplift = {}
+    for m in manifest.get("uplift", []):
+        model = load_uplift_folder(m["name"], m["version"], folder / m["name"], m["sha256"])
+        uplift[model.action] = model
+    return ModelSet(models, uplift)
 
 
-def _share(folder: Path, models: dict[str, LoadedModel]) -> None:
+def _share(folder: Path, models: ModelSet) -> None:
     """Copy the models' verified files and manifest to ``folder``, atomically (a rename);
     a worker that lost the race to another keeps the other's copy."""
-    if folder.exists() or any(m.folder is None for m in models.values()):
+    every = [*models.models.values(), *models.uplift.values()]
+    if folder.exists() or any(m.folder is None for m in every):
         return
     staging = folder.parent / f".{folder.name}-{uuid.uuid4().hex[:8]}"
     try:
         staging.mkdir(parents=True, mode=0o700)
-        for m in models.values():
+        for m in every:
             shutil.copytree(m.folder, staging / m.name)
-        entries = [
-            {"name": m.name, "version": m.version, "alias": m.alias, "run_id": m.run_id}
-            | {"sha256": m.digests}
-            for _, m in sorted(models.items())
-        ]
-        (staging / MANIFEST).write_text(json.dumps({"models": entries}, indent=1))
+        manifest = {
+            "models": [
+                {"name": m.name, "version": m.version, "alias": m.alias, "run_id": m.run_id}
+                | {"sha256": m.digests}
+                for _, m in sorted(models.models.items())
+            ],
+            "uplift": [
+                {"name": m.name, "version": m.version, "sha256": m.digests}
+                for _, m in sorted(models.uplift.items())
+            ],
+        }
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=1))
         staging.rename(folder)
     except OSError as err:  # another worker shared first, or the disk: serve anyway
         if not folder.exists():

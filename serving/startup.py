@@ -123,7 +123,6 @@ def load_state(
     Raises:
         StartupError: no champion, no online store, or a store built for other features.
     """
-    from models.scoring import ModelSet
     from serving.champions import load_champions
     from serving.decisions import DecisionLog
     from serving.store import OnlineStore, StoreMissingError
@@ -136,7 +135,7 @@ def load_state(
     except StoreMissingError as err:
         raise StartupError(str(err)) from None
     try:
-        models = ModelSet(load_champions(settings, generation, fresh))
+        models = load_champions(settings, generation, fresh)
     except LookupError as err:
         raise StartupError(str(err)) from None
     except Exception as err:  # the registry unreachable (MLflow's or the database's error)

@@ -6,10 +6,16 @@ from __future__ import annotations
 
 import json
 
+import lightgbm as lgb
+import numpy as np
 import pytest
 
-from models.registry import CHAMPION, client, version_by_alias
-from serving.champions import MANIFEST, clear, load_champions, serving_dir
+from models.integrity import file_digests
+from models.model import Encoding
+from models.registry import CHAMPION, SPEC_FILE, client, load_uplift_folder, version_by_alias
+from models.scoring import ModelSet
+from models.uplift import UpliftModel
+from serving.champions import MANIFEST, _share, clear, load_champions, serving_dir
 
 
 @pytest.fixture
@@ -20,7 +26,7 @@ def settings(trained, tmp_path):
 
 
 def versions(models) -> dict[str, str]:
-    return {m.name: m.version for m in models.values()}
+    return models.versions
 
 
 def test_the_first_load_of_a_generation_shares_the_champions_it_loaded(settings):
@@ -33,6 +39,37 @@ def test_the_first_load_of_a_generation_shares_the_champions_it_loaded(settings)
     manifest = json.loads((serving_dir(settings) / "3" / MANIFEST).read_text())
     assert {m["name"]: m["version"] for m in manifest["models"]} == versions(models)
     assert all(m["sha256"] for m in manifest["models"]), "the registered digests go along"
+    assert manifest["uplift"] == [] and models.uplift == {}, "none registered: propensity"
+
+
+def test_uplift_champions_are_shared_and_verified_like_the_others(settings, tmp_path, caplog):
+    first = load_champions(settings, generation=4, fresh=False)
+    # An uplift model's files as the registry hands them over: native files, recorded sha256.
+    rng = np.random.default_rng(0)
+    x, y = rng.uniform(size=(400, 1)), rng.integers(0, 2, 400)
+    params = {"objective": "binary", "verbose": -1, "num_threads": 1, "seed": 0}
+    boosters = {
+        arm: lgb.train(params, lgb.Dataset(x, y, feature_name=["tenure_days"]), 5)
+        for arm in ("offered", "holdout")
+    }
+    folder = UpliftModel("savings", "two_model", boosters, Encoding(["tenure_days"])).save(
+        tmp_path / "files"
+    )
+    (folder / SPEC_FILE).write_text("{}")
+    uplift = load_uplift_folder("tierwise-uplift-savings", "7", folder, file_digests(folder))
+    shared = serving_dir(settings) / "9"
+    _share(shared, ModelSet(first.models, {"savings": uplift}))
+
+    gone = settings.model_copy(update={"mlflow_tracking_uri": "sqlite:////nonexistent/x.db"})
+    again = load_champions(gone, generation=9, fresh=False)
+    assert again.versions == {**first.versions, "tierwise-uplift-savings": "7"}
+    assert again.uplift["savings"].predict_row({"tenure_days": 0.5}) == pytest.approx(
+        uplift.predict_row({"tenure_days": 0.5})
+    )
+    (shared / "tierwise-uplift-savings" / "offered.txt").write_text("tampered")
+    with pytest.raises(Exception):  # noqa: B017 - the registry is not there to fall back to
+        load_champions(gone, generation=9, fresh=False)
+    assert "tierwise-uplift-savings v7: sha256 mismatch" in caplog.text, "the copy was refused"
 
 
 def test_a_later_worker_loads_the_shared_copy_without_the_registry(settings):
@@ -40,9 +77,9 @@ def test_a_later_worker_loads_the_shared_copy_without_the_registry(settings):
     gone = settings.model_copy(update={"mlflow_tracking_uri": "sqlite:////nonexistent/x.db"})
     again = load_champions(gone, generation=1, fresh=False)
     assert versions(again) == versions(first)
-    target = next(iter(first))
-    assert (again[target].predictor.booster.model_to_string()) == (
-        first[target].predictor.booster.model_to_string()
+    target = next(iter(first.models))
+    assert (again.models[target].predictor.booster.model_to_string()) == (
+        first.models[target].predictor.booster.model_to_string()
     )
     with pytest.raises(Exception):  # noqa: B017 - any failure: the registry is not there
         load_champions(gone, generation=1, fresh=True)  # a reload never reuses the copy
