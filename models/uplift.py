@@ -13,13 +13,14 @@ target models), ``meta.json`` (action, method, figures) and LightGBM text models
 - ``transformed_outcome``: ``uplift.txt``, a regression on the transformed outcome
   ``y * (t / e - (1 - t) / (1 - e))`` whose expectation is the uplift.
 
-The Qini figures live here beside the format because training gates on them and monitoring
-plots them, and neither imports the other.
+The Qini figures live here beside the format: training gates on them and monitoring reports
+them, one definition for both (monitoring may import ``models``, not ``training``).
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -112,46 +113,60 @@ def _dump(path: Path, data: dict) -> None:
 
 
 # -- Qini --------------------------------------------------------------------------------------
+#
+# Rows are targeted by descending score; rows tied on the score enter together. At each cut,
+# with n_t, y_t the offered rows and their outcomes so far and n_c, y_c the same for the
+# held-out (comparison) rows:
+#   qini   = y_t - y_c n_t / n_c           the outcomes the offers added among the offered,
+#   uplift = (y_t / n_t - y_c / n_c) (n_t + n_c)   the same scaled to every row so far,
+# each ratio 0 while its denominator is (scikit-uplift's ``qini_curve`` and ``uplift_curve``).
+# The random line runs straight from the origin to the last point. The coefficient is the
+# area between the Qini curve and the random line (over the share of rows targeted) divided
+# by the same area for the perfect score, which puts offered rows with an outcome first and
+# held-out rows with an outcome last (scikit-uplift's ``qini_auc_score`` with negative
+# effects allowed): 1 for the perfect score, about 0 for chance, below 0 for a score that
+# targets the wrong customers; comparable across rows and models.
 
 
-def qini_curve(y: np.ndarray, offered: np.ndarray, uplift: np.ndarray) -> np.ndarray:
-    """Incremental outcomes from offering the top k rows by predicted uplift, k = 0..n.
+def qini_curve(outcome: np.ndarray, offered: np.ndarray, score: np.ndarray) -> pd.DataFrame:
+    """Qini and uplift curves of rows targeted by descending score, with the random line.
 
-    At each k: offered outcomes in the top k - held-out outcomes there x (offered rows /
-    held-out rows in the top k), the outcomes the offers added; 0 where the top k has no
-    held-out row yet. Ties in ``uplift`` are broken by position (stably).
+    Args:
+        outcome: 0/1 outcomes.
+        offered: True (or 1) for rows of the offered arm, False (0) for held-out rows.
+        score: what the rows are targeted by (an uplift or a propensity), highest first.
+
+    Returns:
+        Columns ``share`` (of rows targeted, 0..1), ``qini``, ``uplift`` and ``random``, one
+        row per tie group after the origin (the definitions above this function).
     """
-    y, t = np.asarray(y, dtype=np.float64), np.asarray(offered, dtype=bool)
-    order = np.argsort(-np.asarray(uplift, dtype=np.float64), kind="stable")
-    y, t = y[order], t[order]
-    n_t, n_c = np.cumsum(t), np.cumsum(~t)
-    y_t, y_c = np.cumsum(y * t), np.cumsum(y * ~t)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        gain = np.where(n_c > 0, y_t - y_c * n_t / np.maximum(n_c, 1), 0.0)
-    return np.concatenate([[0.0], gain])
+    share, qini, uplift = _qini_points(outcome, offered, score)
+    return pd.DataFrame(
+        {"share": share, "qini": qini, "uplift": uplift, "random": share * qini[-1]}
+    )
 
 
-def qini_coefficient(y: np.ndarray, offered: np.ndarray, uplift: np.ndarray) -> float:
-    """The area between the Qini curve and the random-targeting line, both axes as shares of
-    the rows (x: the share offered, y: incremental outcomes per row): 0 is no better than
-    offering at random, above 0 better; NaN without rows of both arms.
+def qini_coefficient(outcome: np.ndarray, offered: np.ndarray, score: np.ndarray) -> float:
+    """The normalised Qini coefficient of ``score`` (defined above ``qini_curve``).
 
-    A ranking by the true uplift of a base where an offer adds 10 points to a fifth of the
-    customers scores about 0.016; the figure is comparable across models on the same rows.
+    Returns:
+        The coefficient: 1 perfect, about 0 chance, below 0 worse than chance; NaN without
+        rows of both arms, or when even the perfect score is no better than the random line
+        (e.g. no row has an outcome).
     """
-    t = np.asarray(offered, dtype=bool)
+    y, t = np.asarray(outcome, dtype=np.float64), np.asarray(offered, dtype=np.float64)
     if t.all() or not t.any():
-        return float("nan")
-    n = len(t)
-    curve = qini_curve(y, t, uplift) / n
-    random = np.linspace(0.0, curve[-1], n + 1)
-    return float(np.trapezoid(curve - random, dx=1.0 / n))
+        return math.nan
+    perfect = _qini_area(*_qini_points(y, t, y * t - y * (1 - t))[:2])
+    if not perfect > 0:
+        return math.nan
+    return _qini_area(*_qini_points(y, t, score)[:2]) / perfect
 
 
 def qini_interval(
-    y: np.ndarray,
+    outcome: np.ndarray,
     offered: np.ndarray,
-    uplift: np.ndarray,
+    score: np.ndarray,
     replicates: int = 200,
     seed: int = 0,
     level: float = 0.95,
@@ -162,15 +177,42 @@ def qini_interval(
     Returns:
         (low, high); NaN, NaN without rows of both arms.
     """
-    y, t, u = np.asarray(y, float), np.asarray(offered, bool), np.asarray(uplift, float)
+    y, t = np.asarray(outcome, dtype=np.float64), np.asarray(offered, dtype=bool)
+    s = np.asarray(score, dtype=np.float64)
     if t.all() or not t.any():
-        return float("nan"), float("nan")
+        return math.nan, math.nan
     rng = np.random.default_rng(seed)
     arms = [np.flatnonzero(t), np.flatnonzero(~t)]
     figures = np.empty(replicates)
     for r in range(replicates):
         rows = np.sort(np.concatenate([rng.choice(a, len(a), replace=True) for a in arms]))
-        figures[r] = qini_coefficient(y[rows], t[rows], u[rows])
+        figures[r] = qini_coefficient(y[rows], t[rows], s[rows])
     tail = (1.0 - level) / 2 * 100
-    low, high = np.percentile(figures, [tail, 100 - tail])
+    low, high = np.nanpercentile(figures, [tail, 100 - tail])
     return float(low), float(high)
+
+
+def _qini_points(
+    outcome: np.ndarray, offered: np.ndarray, score: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``share``, ``qini`` and ``uplift`` at the origin and after each tie group."""
+    y, t, s = (np.asarray(a, dtype=np.float64) for a in (outcome, offered, score))
+    order = np.argsort(-s, kind="stable")
+    y, t, s = y[order], t[order], s[order]
+    cuts = np.flatnonzero(np.r_[s[1:] != s[:-1], True])  # the last row of each tie group
+    n_t, n_c = np.cumsum(t)[cuts], np.cumsum(1 - t)[cuts]
+    y_t, y_c = np.cumsum(y * t)[cuts], np.cumsum(y * (1 - t))[cuts]
+    qini = y_t - y_c * _ratio(n_t, n_c)
+    uplift = (_ratio(y_t, n_t) - _ratio(y_c, n_c)) * (n_t + n_c)
+    return np.r_[0.0, (cuts + 1) / len(y)], np.r_[0.0, qini], np.r_[0.0, uplift]
+
+
+def _qini_area(share: np.ndarray, qini: np.ndarray) -> float:
+    """Area between a Qini curve and its random line (trapezoids over the share targeted)."""
+    gap = qini - share * qini[-1]
+    return float(np.sum((gap[1:] + gap[:-1]) / 2 * np.diff(share)))
+
+
+def _ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a / b, 0 where b is 0."""
+    return np.divide(a, b, out=np.zeros_like(a, dtype=np.float64), where=b != 0)

@@ -10,7 +10,8 @@ action offered or held out, with the realized ``outcome`` (0/1) and ``value`` ov
 - **Lift of the ranking**: among offered rows, ranked decisions against the random-order
   control decisions (same eligible actions, random order).
 - **Uplift and Qini curves** by a score (the propensity at the decision, or an uplift score),
-  with the holdout as the comparison group.
+  with the holdout as the comparison group (``models.uplift.qini_curve``, the same Qini the
+  uplift models are gated on).
 
 Intervals are 95%: Newcombe's hybrid score interval (his method 10, from two Wilson intervals)
 for a difference of rates, and Welch's t interval for a difference of mean values. Each figure
@@ -28,6 +29,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from models.uplift import qini_coefficient, qini_curve
 from monitoring.figures import Z95, finite, wilson_interval
 from serving.decisions import OUTCOME_COLUMNS
 
@@ -242,53 +244,6 @@ def ranking_lift(outcomes: pd.DataFrame) -> dict[str, Any]:
 # -- uplift and Qini curves --------------------------------------------------------------------
 
 
-def qini_curve(outcome: np.ndarray, treated: np.ndarray, score: np.ndarray) -> pd.DataFrame:
-    """Qini and uplift curves of rows targeted by descending score, with the random line.
-
-    At each cut (rows tied on the score enter together), with n_t, y_t the treated (offered)
-    rows and their outcomes so far and n_c, y_c the same for the comparison (holdout) rows:
-    ``qini`` = y_t - y_c n_t / n_c, the incremental outcomes among the treated so far;
-    ``uplift`` = (y_t / n_t - y_c / n_c) (n_t + n_c), the same scaled to every row so far
-    (each term 0 while its denominator is). ``random`` is the straight line to the last
-    point: what a score no better than chance gets.
-
-    Returns:
-        Columns ``share`` (of rows targeted, 0..1), ``qini``, ``uplift``, ``random``, from
-        the origin.
-    """
-    y, t, s = (np.asarray(a, dtype=float) for a in (outcome, treated, score))
-    order = np.argsort(-s, kind="stable")
-    y, t, s = y[order], t[order], s[order]
-    cuts = np.flatnonzero(np.r_[s[1:] != s[:-1], True])  # the last row of each tie group
-    n_t, n_c = np.cumsum(t)[cuts], np.cumsum(1 - t)[cuts]
-    y_t, y_c = np.cumsum(y * t)[cuts], np.cumsum(y * (1 - t))[cuts]
-    qini = y_t - y_c * _ratio(n_t, n_c)
-    uplift = (_ratio(y_t, n_t) - _ratio(y_c, n_c)) * (n_t + n_c)
-    share = np.r_[0.0, (cuts + 1) / len(y)]
-    qini, uplift = np.r_[0.0, qini], np.r_[0.0, uplift]
-    return pd.DataFrame(
-        {"share": share, "qini": qini, "uplift": uplift, "random": share * qini[-1]}
-    )
-
-
-def qini_coefficient(outcome: np.ndarray, treated: np.ndarray, score: np.ndarray) -> float:
-    """The area between the Qini curve and the random line, over the same for a perfect score.
-
-    The perfect score puts treated rows with an outcome first and comparison rows with an
-    outcome last (scikit-uplift's normalised Qini with negative effects allowed), so a perfect
-    score gets 1, chance about 0 and a score that targets the wrong customers below 0.
-
-    Returns:
-        The coefficient; NaN when even the perfect score is no better than the random line
-        (e.g. no row has an outcome).
-    """
-    y, t = np.asarray(outcome, dtype=float), np.asarray(treated, dtype=float)
-    perfect = _qini_area(qini_curve(y, t, y * t - y * (1 - t)))
-    if not perfect > 0:
-        return math.nan
-    return _qini_area(qini_curve(y, t, score)) / perfect
-
-
 def score_curves(
     outcomes: pd.DataFrame, min_rows: int = MIN_CURVE_ROWS, points: int = CURVE_POINTS
 ) -> tuple[dict[str, dict[str, Any]], list[str]]:
@@ -377,18 +332,6 @@ def outcome_effects(outcomes: pd.DataFrame, tier_order: Sequence[str] = ()) -> d
 
 
 # -- helpers -----------------------------------------------------------------------------------
-
-
-def _qini_area(curve: pd.DataFrame) -> float:
-    """Area between a Qini curve and its random line (trapezoids over the share targeted)."""
-    gap = (curve["qini"] - curve["random"]).to_numpy()
-    x = curve["share"].to_numpy()
-    return float(np.sum((gap[1:] + gap[:-1]) / 2 * np.diff(x)))
-
-
-def _ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """a / b, 0 where b is 0."""
-    return np.divide(a, b, out=np.zeros_like(a, dtype=float), where=b != 0)
 
 
 def _labels(column: pd.Series) -> pd.Series:

@@ -24,9 +24,10 @@ flush (measured p99 ~7 ms here) out of the suggestion path.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -415,13 +416,8 @@ def read_decision_log(
     from before they were kept has no table for them). Opens the log read-only and never
     creates anything: a missing SQLite file or missing tables give None.
     """
-    try:
-        engine = open_engine(url, create=False, begin=None)
-    except StoreMissingError:
-        return None
-    try:
-        inspector = sa.inspect(engine)
-        if not (inspector.has_table("decisions") and inspector.has_table("feedback")):
+    with _reading(url) as engine:
+        if engine is None or not _has_tables(engine, decisions_table, feedback_table):
             return None
         query = sa.select(decisions_table)
         if until is not None:
@@ -433,8 +429,6 @@ def read_decision_log(
             feedback_rows = conn.execute(
                 sa.select(feedback_table).order_by(feedback_table.c.feedback_id)
             ).all()
-    finally:
-        engine.dispose()
     decisions = [decision_record(r) for r in decision_rows]
     kept = {d.decision_id for d in decisions}
     feedback = [feedback_record(r) for r in feedback_rows if r.decision_id in kept]
@@ -448,15 +442,10 @@ def read_decisions(url: str, until: dt.datetime | None = None) -> list[DecisionR
     ``read_decision_log``: None without the store or its ``decisions`` table; a log from
     before the not-shown lists were kept reads with empty lists.
     """
-    try:
-        engine = open_engine(url, create=False, begin=None)
-    except StoreMissingError:
-        return None
-    try:
-        inspector = sa.inspect(engine)
-        if not inspector.has_table(decisions_table.name):
+    with _reading(url) as engine:
+        if engine is None or not _has_tables(engine, decisions_table):
             return None
-        if inspector.has_table(not_shown_table.name):
+        if _has_tables(engine, not_shown_table):
             query = sa.select(decisions_table, not_shown_table.c.not_shown).select_from(
                 decisions_table.outerjoin(not_shown_table)
             )
@@ -467,8 +456,6 @@ def read_decisions(url: str, until: dt.datetime | None = None) -> list[DecisionR
         order = (decisions_table.c.created_at, decisions_table.c.decision_id)
         with engine.connect() as conn:
             rows = conn.execute(query.order_by(*order)).all()
-    finally:
-        engine.dispose()
     return [decision_record(r) for r in rows]
 
 
@@ -478,20 +465,14 @@ def read_outcomes(url: str) -> pd.DataFrame | None:
     Times are naive UTC datetimes, ``horizon_end`` dates. Read-only, creates nothing: None
     when the store or the ``decision_outcomes`` table does not exist.
     """
-    try:
-        engine = open_engine(url, create=False, begin=None)
-    except StoreMissingError:
-        return None
-    try:
-        if not sa.inspect(engine).has_table(outcomes_table.name):
+    with _reading(url) as engine:
+        if engine is None or not _has_tables(engine, outcomes_table):
             return None
         query = sa.select(outcomes_table).order_by(
             outcomes_table.c.decision_id, outcomes_table.c.action
         )
         with engine.connect() as conn:
             rows = [tuple(r) for r in conn.execute(query)]
-    finally:
-        engine.dispose()
     frame = pd.DataFrame(rows, columns=list(OUTCOME_COLUMNS))
     return frame.astype(
         {
@@ -608,6 +589,26 @@ def _shown_suggestion(
             f"suggestion {suggestion_id!r} is not part of decision {decision_id!r}"
         )
     return row.customer_id, shown[suggestion_id]
+
+
+@contextlib.contextmanager
+def _reading(url: str) -> Iterator[sa.Engine | None]:
+    """The store opened for reading only (it creates nothing), disposed of afterwards; None
+    when the store does not exist."""
+    try:
+        engine = open_engine(url, create=False, begin=None)
+    except StoreMissingError:
+        yield None
+        return
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def _has_tables(engine: sa.Engine, *tables: sa.Table) -> bool:
+    inspector = sa.inspect(engine)
+    return all(inspector.has_table(t.name) for t in tables)
 
 
 def _outcome_params(rows: pd.DataFrame) -> list[dict[str, Any]]:

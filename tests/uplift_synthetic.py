@@ -81,10 +81,20 @@ def synthetic_decisions(n: int, seed: int, holdout_share: float = 0.05) -> pd.Da
 
 
 def true_qini(true_uplift: np.ndarray, score: np.ndarray) -> float:
-    """The Qini coefficient of ``score`` measured with the true uplift instead of outcomes:
-    the area between the cumulative true uplift of the top k and the random line, axes as
-    shares of the rows (``models.uplift.qini_coefficient``'s scale, without its noise)."""
+    """The Qini area of ``score`` measured with the true uplift instead of outcomes: the area
+    between the cumulative true uplift of the top k and the random line, axes as shares of
+    the rows (unnormalised, unlike ``models.uplift.qini_coefficient``: compare it only
+    between scores of the same rows)."""
     n = len(true_uplift)
     order = np.argsort(-np.asarray(score, dtype=float), kind="stable")
     curve = np.concatenate([[0.0], np.cumsum(np.asarray(true_uplift, dtype=float)[order])]) / n
     return float(np.trapezoid(curve - np.linspace(0.0, curve[-1], n + 1), dx=1.0 / n))
+
+
+def randomized(n: int = 4000, seed: int = 7) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A randomized offer whose effect grows with x: 0.1 + 0.4 x when offered, 0.1 without."""
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(size=n)
+    treated = (rng.uniform(size=n) < 0.5).astype(float)
+    y = (rng.uniform(size=n) < 0.1 + 0.4 * x * treated).astype(float)
+    return y, treated, x

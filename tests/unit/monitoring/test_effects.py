@@ -15,13 +15,12 @@ from monitoring.effects import (
     compare_arms,
     newcombe_interval,
     outcome_effects,
-    qini_coefficient,
-    qini_curve,
     sample_size_note,
     welch_interval,
 )
 from monitoring.sections import NO_OUTCOMES, build_effects
 from serving.decisions import OUTCOME_COLUMNS, DecisionLog, read_outcomes
+from tests.uplift_synthetic import randomized
 
 AT = dt.datetime(2026, 3, 2, 10, 0)
 
@@ -207,49 +206,6 @@ def test_comparisons_of_empty_arms_are_nan_not_errors():
 
 
 # -- Qini --------------------------------------------------------------------------------------
-
-
-def randomized(n: int = 4000, seed: int = 7) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A randomized offer whose effect grows with x: 0.1 + 0.4 x when offered, 0.1 without."""
-    rng = np.random.default_rng(seed)
-    x = rng.uniform(size=n)
-    treated = (rng.uniform(size=n) < 0.5).astype(float)
-    y = (rng.uniform(size=n) < 0.1 + 0.4 * x * treated).astype(float)
-    return y, treated, x
-
-
-def test_qini_of_a_perfect_score_is_one_and_of_a_random_score_about_zero():
-    y, treated, x = randomized()
-    perfect = y * treated - y * (1 - treated)
-    assert qini_coefficient(y, treated, perfect) == pytest.approx(1.0)
-    noise = np.random.default_rng(11).uniform(size=len(y))
-    assert abs(qini_coefficient(y, treated, noise)) < 0.1, "chance ordering"
-    assert qini_coefficient(y, treated, x) > 0.1, "the true effect's driver ranks well"
-    assert qini_coefficient(y, treated, -x) < -0.1, "the reverse ranks worse than chance"
-
-
-def test_qini_curve_ends_at_the_total_incremental_outcomes():
-    # 4 treated with 3 outcomes, 2 comparison rows with 1: 3 - 1 x 4/2 = 1 incremental at the
-    # end; with 1 comparison row so far it is 3 - 1 x 4/1 = -1
-    y = np.array([1, 1, 1, 0, 1, 0], dtype=float)
-    treated = np.array([1, 1, 1, 1, 0, 0], dtype=float)
-    curve = qini_curve(y, treated, np.array([6, 5, 4, 3, 2, 1], dtype=float))
-    assert curve["share"].tolist() == pytest.approx([0, 1 / 6, 2 / 6, 3 / 6, 4 / 6, 5 / 6, 1])
-    assert curve["qini"].tolist() == pytest.approx([0, 1, 2, 3, 3, -1, 1])
-    assert curve["random"].iloc[-1] == curve["qini"].iloc[-1] == 1.0
-    assert curve["uplift"].iloc[-1] == pytest.approx((3 / 4 - 1 / 2) * 6)
-
-
-def test_tied_scores_enter_the_curve_together():
-    y = np.array([1, 0, 1, 0], dtype=float)
-    treated = np.array([1, 0, 0, 1], dtype=float)
-    curve = qini_curve(y, treated, np.array([1, 1, 0, 0], dtype=float))
-    assert curve["share"].tolist() == [0, 0.5, 1], "one point per tie group"
-
-
-def test_no_outcome_at_all_leaves_the_coefficient_undefined():
-    y, treated = np.zeros(4), np.array([1, 1, 0, 0.0])
-    assert math.isnan(qini_coefficient(y, treated, np.arange(4.0)))
 
 
 def test_curves_per_action_and_score_and_a_note_where_data_is_thin():
