@@ -56,6 +56,7 @@ ACTION_COLUMNS: tuple[str, ...] = (
     "tier",
     "channel",
     "probability",
+    "uplift",
 )
 """One row per (decision, offered or held-out action): what ``attribute_outcomes`` reads."""
 HOLDOUT = "holdout"  # the not-shown reason of an action held out (serving.policy, rule 10)
@@ -87,7 +88,9 @@ def service_actions(decisions: Sequence[DecisionRecord]) -> pd.DataFrame:
 
     Returns:
         Columns ``ACTION_COLUMNS``; ``tier`` and ``channel`` from each decision's context
-        (None where a decision logged before the tier was kept has none), times naive UTC.
+        (None where a decision logged before the tier was kept has none), ``probability``
+        and ``uplift`` from each entry (NaN where the log has none: no uplift champion, or
+        a decision logged before uplift was kept), times naive UTC.
     """
     rows = []
     for d in decisions:
@@ -112,6 +115,7 @@ def service_actions(decisions: Sequence[DecisionRecord]) -> pd.DataFrame:
                         "product": e.get("product"),
                         "arm": arm,
                         "probability": e.get("probability"),
+                        "uplift": e.get("uplift"),
                     }
                 )
     return _actions_frame(rows)
@@ -127,7 +131,7 @@ def batch_actions(
     outputs written before holdouts: none). A held-out action's kind follows from its key
     (``retention``, ``upgrade``, else a cross-sell product) and its probability from the
     churn and upgrade columns; a held-out cross-sell has none (the output does not say
-    which probability column is which product's).
+    which probability column is which product's). The output keeps no uplift: NaN.
 
     Args:
         output: the batch output frame.
@@ -183,7 +187,7 @@ def batch_actions(
     frame = (
         pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=list(keys.columns))
     )
-    frame = frame.assign(source="batch", decided_at=at, channel=channel)
+    frame = frame.assign(source="batch", decided_at=at, channel=channel, uplift=np.nan)
     return _actions_frame(frame.to_dict("records"))
 
 
@@ -310,7 +314,8 @@ def _kind_of(action: str) -> str:
 def _actions_frame(rows: list[dict]) -> pd.DataFrame:
     """Rows as an ``ACTION_COLUMNS`` frame, missing values as None, one row per key."""
     frame = pd.DataFrame(rows, columns=list(ACTION_COLUMNS))
-    frame["probability"] = pd.to_numeric(frame["probability"]).astype(float)
+    for column in ("probability", "uplift"):
+        frame[column] = pd.to_numeric(frame[column]).astype(float)
     for column in ("product", "tier", "channel"):
         frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
     return frame.drop_duplicates(["decision_id", "action"], ignore_index=True)

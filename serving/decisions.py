@@ -107,6 +107,7 @@ outcomes_table = sa.Table(
     sa.Column("tier", sa.String(200)),
     sa.Column("channel", sa.String(200)),
     sa.Column("probability", sa.Float),  # the propensity at the decision
+    sa.Column("uplift", sa.Float),  # the predicted uplift at the decision, where a model gave one
     sa.Column("horizon_end", sa.Date, nullable=False),
     sa.Column("outcome", sa.SmallInteger, nullable=False),
     sa.Column("value", sa.Float, nullable=False),  # transaction amounts within the window
@@ -121,6 +122,9 @@ outcomes_table = sa.Table(
 OUTCOME_COLUMNS: tuple[str, ...] = tuple(c.name for c in outcomes_table.columns)
 """The columns of ``decision_outcomes``, in order: what ``read_outcomes`` returns."""
 _COMPARED = tuple(c for c in OUTCOME_COLUMNS if c != "computed_at")  # what a rerun must match
+# Columns a writer's rows and a stored table may lack (added after the table's first
+# release, no migration): missing means null.
+_OPTIONAL = ("uplift",)
 _OUTCOME_CHUNK = 2_000  # rows per write transaction: the service's writers wait at most that long
 _UPDATE_OUTCOME = sa.update(outcomes_table).where(
     outcomes_table.c.decision_id == sa.bindparam("key_decision_id"),
@@ -369,7 +373,7 @@ class DecisionLog:
 
         Args:
             rows: a frame with the columns of ``OUTCOME_COLUMNS`` (any ``computed_at`` is
-                ignored: it is set here).
+                ignored: it is set here; a missing ``uplift`` is null).
             now: the time stamped as ``computed_at`` of inserted or replaced rows (default:
                 now, UTC).
 
@@ -462,23 +466,26 @@ def read_decisions(url: str, until: dt.datetime | None = None) -> list[DecisionR
 def read_outcomes(url: str) -> pd.DataFrame | None:
     """Every stored outcome, ordered by decision_id and action, columns ``OUTCOME_COLUMNS``.
 
-    Times are naive UTC datetimes, ``horizon_end`` dates. Read-only, creates nothing: None
-    when the store or the ``decision_outcomes`` table does not exist.
+    Times are naive UTC datetimes, ``horizon_end`` dates; ``uplift`` is NaN where none was
+    predicted, and in a table made before it was kept. Read-only, creates nothing: None when
+    the store or the ``decision_outcomes`` table does not exist.
     """
     with _reading(url) as engine:
         if engine is None or not _has_tables(engine, outcomes_table):
             return None
-        query = sa.select(outcomes_table).order_by(
-            outcomes_table.c.decision_id, outcomes_table.c.action
-        )
+        stored = {c["name"] for c in sa.inspect(engine).get_columns(outcomes_table.name)}
+        columns = [c for c in outcomes_table.columns if c.name in stored]
+        query = sa.select(*columns).order_by(outcomes_table.c.decision_id, outcomes_table.c.action)
         with engine.connect() as conn:
             rows = [tuple(r) for r in conn.execute(query)]
-    frame = pd.DataFrame(rows, columns=list(OUTCOME_COLUMNS))
+    frame = pd.DataFrame(rows, columns=[c.name for c in columns])
+    frame = frame.reindex(columns=list(OUTCOME_COLUMNS))  # a column the table lacks: NaN
     return frame.astype(
         {
             "control": bool,
             "decided_at": "datetime64[us]",
             "probability": float,
+            "uplift": float,
             "outcome": int,
             "value": float,
             "computed_at": "datetime64[us]",
@@ -617,9 +624,10 @@ def _outcome_params(rows: pd.DataFrame) -> list[dict[str, Any]]:
     Raises:
         ValueError: as ``DecisionLog.write_outcomes`` says.
     """
-    missing = [c for c in _COMPARED if c not in rows.columns]
+    missing = [c for c in _COMPARED if c not in rows.columns and c not in _OPTIONAL]
     if missing:
         raise ValueError(f"outcome rows lack the columns {missing}")
+    rows = rows.assign(**{c: None for c in _OPTIONAL if c not in rows.columns})
     pending = int(rows["outcome"].isna().sum())
     if pending:
         raise ValueError(f"{pending} rows have no outcome: a pending decision is never written")
@@ -638,7 +646,7 @@ def _outcome_params(rows: pd.DataFrame) -> list[dict[str, Any]]:
                 **{c: _text_or_none(r[c]) for c in ("product", "tier", "channel")},
                 "control": bool(r["control"]),
                 "decided_at": _naive_utc(pd.Timestamp(r["decided_at"]).to_pydatetime()),
-                "probability": None if pd.isna(r["probability"]) else float(r["probability"]),
+                **{c: _number_or_none(r[c]) for c in ("probability", "uplift")},
                 "horizon_end": pd.Timestamp(r["horizon_end"]).date(),
                 "outcome": int(r["outcome"]),
                 "value": float(r["value"]),
@@ -661,6 +669,10 @@ def _stored_outcomes(
 
 def _text_or_none(value: Any) -> str | None:
     return None if value is None or pd.isna(value) else str(value)
+
+
+def _number_or_none(value: Any) -> float | None:
+    return None if value is None or pd.isna(value) else float(value)
 
 
 def _aware(record: FeedbackRecord) -> FeedbackRecord:

@@ -288,3 +288,23 @@ def test_a_score_absent_for_an_action_is_skipped_without_a_note():
     figures = outcome_effects(rows)
     assert set(figures["curves"]["savings"]) == {"probability"}
     assert figures["curve_notes"] == [], "no uplift model yet is not thin data"
+
+
+def test_the_stored_uplift_draws_a_curve_of_the_rows_that_have_one(tmp_path):
+    # Given 400 service rows with their decision's uplift and 100 batch rows without, in a
+    # real store
+    service = randomized_rows().assign(uplift=lambda f: f["probability"])
+    batch = randomized_rows(100).assign(
+        decision_id=lambda f: "batch:" + f["decision_id"], source="batch"
+    )
+    url = f"sqlite:///{tmp_path / 'decisions.db'}"
+    log = DecisionLog(url)
+    log.write_outcomes(pd.concat([service, batch]).drop(columns=["computed_at"]), now=AT)
+    log.close()
+    # When the curves are drawn from what the store reads back
+    curves = outcome_effects(read_outcomes(url))["curves"]["savings"]
+    # Then the curve by uplift counts the service rows only, the one by propensity all
+    by_uplift, by_probability = curves["uplift"], curves["probability"]
+    assert by_uplift["offered"] + by_uplift["holdout"] == 400, "rows without an uplift left out"
+    assert by_probability["offered"] + by_probability["holdout"] == 500
+    assert by_uplift["qini_coefficient"] > 0.1, "the uplift follows the true effect's driver"

@@ -9,8 +9,13 @@ import pandas as pd
 import pytest
 
 from features.contract import load_dataset
-from monitoring.outcomes import attribute_outcomes, batch_actions, service_actions
-from serving.decisions import DecisionLog, DecisionRecord, read_decisions
+from monitoring.outcomes import (
+    attribute_outcomes,
+    batch_actions,
+    record_outcomes,
+    service_actions,
+)
+from serving.decisions import DecisionLog, DecisionRecord, read_decisions, read_outcomes
 
 DECIDED = dt.datetime(2026, 6, 2, 9, 30, tzinfo=dt.UTC)  # decision date d = 2026-06-02
 H = 30  # the window is (2026-06-02, 2026-07-02]
@@ -270,3 +275,38 @@ def test_batch_decisions_are_attributed_from_the_as_of_date(dataset):
     assert held["probability"] == 0.7 and bool(held["control"]) and held["channel"] == "batch"
     assert (result.rows["source"] == "batch").all()
     assert (result.rows["horizon_end"] == dt.date(2026, 7, 1)).all(), "the window starts at as-of"
+
+
+def test_the_predicted_uplift_reaches_the_stored_outcome_rows(dataset, tmp_path):
+    # Given a logged decision whose card offer and held-out upgrade kept their predicted
+    # uplift, and a batch decision (the batch output keeps none)
+    url = f"sqlite:///{tmp_path / 'decisions.db'}"
+    held = {"kind": "upgrade", "action": "upgrade", "reason": "holdout", "uplift": -0.05}
+    offered = decision("inside", [("cross_sell", "card")], not_shown=[held])
+    offered.suggestions[0]["uplift"] = 0.12
+    no_model = decision("rises", [("cross_sell", "card")], decision_id="d-no-model")
+    log = DecisionLog(url)
+    for d in (offered, no_model):
+        log.record(d)
+    log.close()
+    output = pd.DataFrame(
+        {
+            "customer_id": ["flat"],
+            "as_of": [dt.date(2026, 6, 1)],
+            "tier": ["bronze"],
+            "control": [False],
+            "suggestion_1_kind": ["cross_sell"],
+            "suggestion_1_action": ["card"],
+            "suggestion_1_product": ["card"],
+            "suggestion_1_probability": [0.3],
+        }
+    )
+    batch = batch_actions(output, dt.datetime(2026, 6, 2, tzinfo=dt.UTC))
+    # When their outcomes are recorded and read back
+    record_outcomes(dataset, url, END, batch=[batch])
+    stored = read_outcomes(url).set_index(["decision_id", "action"])["uplift"]
+    # Then each row has the uplift its decision logged, NaN where there was none
+    assert stored[("d-inside", "card")] == 0.12
+    assert stored[("d-inside", "upgrade")] == -0.05, "a held-out entry keeps its uplift too"
+    assert np.isnan(stored[("d-no-model", "card")]), "no uplift model at the decision: NaN"
+    assert np.isnan(stored[("batch:2026-06-01:flat", "card")]), "the batch output has none"

@@ -147,3 +147,35 @@ def test_read_decisions_has_the_not_shown_lists_up_to_a_time(url):
     # Then only the first comes back, with what it held out
     assert [d.decision_id for d in got] == ["d0"], "decisions after the time are not read"
     assert list(got[0].not_shown) == [held]
+
+
+def test_the_predicted_uplift_is_kept_and_may_be_missing(url):
+    # Given rows with an uplift where a model gave one, and rows without the column at all
+    log = DecisionLog(url)
+    log.write_outcomes(outcome_rows(uplift=[0.08, None]), now=NOW)
+    log.write_outcomes(outcome_rows(decision_id=["d2", "d2"]), now=NOW)
+    # When read back
+    got = read_outcomes(url).set_index(["decision_id", "action"])["uplift"]
+    # Then the uplift is there, and missing ones are NaN
+    assert got[("d1", "credit_card")] == 0.08
+    assert got.drop(("d1", "credit_card")).isna().all(), "no uplift given: NaN"
+    # And a rerun with the same uplift writes nothing, a new uplift replaces the row
+    assert log.write_outcomes(outcome_rows(uplift=[0.08, None]), now=LATER) == 0
+    assert log.write_outcomes(outcome_rows(uplift=[0.09, None]), now=LATER) == 1
+
+
+def test_a_table_kept_before_uplift_reads_with_nan_uplift(url, tmp_path):
+    # Given a decision_outcomes table made without the uplift column, holding one row
+    log = DecisionLog(url)
+    log.write_outcomes(outcome_rows(), now=NOW)
+    log.close()
+    con = sqlite3.connect(tmp_path / "decisions.db")
+    con.execute("ALTER TABLE decision_outcomes DROP COLUMN uplift")
+    con.commit()
+    con.close()
+    # When read
+    got = read_outcomes(url)
+    # Then every column is there, uplift NaN, and the stored figures unchanged
+    assert list(got.columns) == list(OUTCOME_COLUMNS)
+    assert got["uplift"].isna().all() and got["uplift"].dtype == float
+    assert got["value"].tolist() == [120.5, 0.0]
