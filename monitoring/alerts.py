@@ -1,7 +1,7 @@
 """Alerts: thresholds and one table of rules that turn the report's figures into alerts.
 
-Each rule of ``RULES`` names the figures it reads (``features``, ``scores``, ``realized`` or
-``control``), how it measures one row of them, the ``Thresholds`` field it compares with,
+Each rule of ``RULES`` names the figures it reads (``features``, ``scores``, ``realized``,
+``control`` or ``effects``), how it measures one row of them, the ``Thresholds`` field it compares with,
 the comparison and the message. ``find_alerts`` applies the table; a scheduler pages
 someone when any alert fires (``MonitorResult.exit_code``).
 """
@@ -9,7 +9,7 @@ someone when any alert fires (``MonitorResult.exit_code``).
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,13 +44,18 @@ class Thresholds(BaseModel):
         description="alert when ranked suggestions convert worse than the control group "
         "(the 95% interval of the difference lies below 0)",
     )
+    harm_alert: bool = Field(
+        True,
+        description="alert when offering an action lowers its outcome rate against its "
+        "no-offer holdout (the 95% interval of the effect lies below 0)",
+    )
 
 
 @dataclass(frozen=True)
 class Alert:
     """One threshold crossed: what, about what, the figure and the threshold."""
 
-    kind: str  # feature_drift, score_drift, auc_drop, ece_rise, ranked_below_control
+    kind: str  # feature_drift, score_drift, auc_drop, ece_rise, ranked_below_control, offer_harms
     subject: str
     value: float
     threshold: float
@@ -134,6 +139,19 @@ RULES: tuple[Rule, ...] = (
         reported=lambda r: r["difference"],
         switch="control_alert",
     ),
+    Rule(
+        kind="offer_harms",
+        figures="effects",
+        measure=lambda r: r["effect_high"],  # the whole 95% interval of the effect below 0
+        threshold=0.0,
+        comparison="below",
+        subject="{action}",
+        message="offering {action} harms: its outcome rate is {effect:+.3f} against its "
+        "holdout (95% interval {effect_low:+.3f} to {effect_high:+.3f}; "
+        "{offered_n} offered, {holdout_n} held out)",
+        reported=lambda r: r["effect"],
+        switch="harm_alert",
+    ),
 )
 
 COMPARISONS: dict[str, Callable[[float, float], bool]] = {
@@ -148,6 +166,7 @@ def find_alerts(
     scores: pd.DataFrame | None = None,
     realized: pd.DataFrame | None = None,
     control: Mapping[str, Any] | None = None,
+    effects: Sequence[Row] | None = None,
     rules: tuple[Rule, ...] = RULES,
 ) -> list[Alert]:
     """The alerts the figures raise, in the order of the report's sections.
@@ -160,6 +179,9 @@ def find_alerts(
         realized: per target and as-of date: ``target, as_of, roc_auc, ece, positives,
             training_roc_auc, training_ece``.
         control: ``control_comparison`` result (its conversion difference is checked).
+        effects: offered against holdout per action (``monitoring.effects.offer_effects``
+            rows: ``action``, ``effect``, ``effect_low``, ``effect_high``, ``offered_n``,
+            ``holdout_n``).
         rules: the rule table.
     """
     given = {
@@ -167,6 +189,7 @@ def find_alerts(
         "scores": _records(scores),
         "realized": _records(realized),
         "control": [control["difference"]["conversion"]] if control is not None else [],
+        "effects": list(effects or []),
     }
     alerts: list[Alert] = []
     for figures in dict.fromkeys(rule.figures for rule in rules):

@@ -178,6 +178,7 @@ def _find_section_alerts(thresholds: Thresholds, sections: Mapping[str, Section]
             sections["realized_performance"].figures["rows"], columns=REALIZED_COLUMNS
         ),
         control=sections["feedback"].figures.get("control"),
+        effects=sections["effects"].figures.get("by_action"),
     )
 
 

@@ -6,6 +6,8 @@ import pandas as pd
 import pytest
 
 from monitoring.alerts import RULES, Thresholds, find_alerts
+from monitoring.effects import outcome_effects
+from tests.unit.monitoring.test_effects import outcome_rows as effect_rows
 
 
 def realized(**changes) -> pd.DataFrame:
@@ -65,6 +67,19 @@ def test_ranked_below_control_alerts_only_when_the_interval_excludes_zero():
 # -- the rule table ----------------------------------------------------------------------------
 
 
+def effect(effect: float, low: float, high: float, action: str = "Credit Card") -> dict:
+    """An ``offer_effects`` row: offering ``action`` against its holdout."""
+    return {
+        "action": action,
+        "kind": "cross_sell",
+        "offered_n": 1900,
+        "holdout_n": 100,
+        "effect": effect,
+        "effect_low": low,
+        "effect_high": high,
+    }
+
+
 def control_with_high(high: float) -> dict:
     return {
         "difference": {"conversion": {"difference": high - 0.1, "low": high - 0.2, "high": high}}
@@ -80,6 +95,7 @@ CASES = {
     "auc_drop": lambda value: {"realized": realized(roc_auc=0.76 - value)},
     "ece_rise": lambda value: {"realized": realized(ece=0.01 + value)},
     "ranked_below_control": lambda value: {"control": control_with_high(value)},
+    "offer_harms": lambda value: {"effects": [effect(value - 0.1, value - 0.2, value)]},
 }
 
 
@@ -135,3 +151,41 @@ def test_realized_alerts_come_date_by_date():
         ("ece_rise", "churn as of 2026-01-01"),
         ("ece_rise", "churn as of 2026-02-01"),
     ]
+
+
+def test_an_offer_whose_effect_lies_wholly_below_zero_alerts_naming_it():
+    # Given one action whose effect interval lies below 0, one spanning 0 and one without
+    # an interval yet
+    effects = [
+        effect(-0.12, -0.2, -0.04),
+        effect(-0.05, -0.15, 0.05, action="upgrade"),
+        effect(-0.3, float("nan"), float("nan"), action="retention"),
+    ]
+    # When the alerts are found
+    alerts = find_alerts(Thresholds(), effects=effects)
+    # Then only the first alerts, naming the action, its effect and interval
+    assert [(a.kind, a.subject) for a in alerts] == [("offer_harms", "Credit Card")]
+    assert alerts[0].message == (
+        "offering Credit Card harms: its outcome rate is -0.120 against its holdout "
+        "(95% interval -0.200 to -0.040; 1900 offered, 100 held out)"
+    )
+    assert alerts[0].value == pytest.approx(-0.12), "the effect is reported, not the bound"
+    assert find_alerts(Thresholds(harm_alert=False), effects=effects) == [], "switched off"
+
+
+def test_harm_measured_from_outcome_rows_alerts_and_no_effect_does_not():
+    # Given a savings offer that lowers the outcome rate from 40% held out to 20% offered,
+    # and an upgrade offer that changes nothing, as outcome rows
+    rows = effect_rows(
+        [
+            ("savings", "offered", False, 200, 1000),
+            ("savings", "holdout", False, 40, 100),
+            ("upgrade", "offered", False, 300, 1000),
+            ("upgrade", "holdout", False, 30, 100),
+        ]
+    )
+    # When the report's effects are measured and the alerts found
+    alerts = find_alerts(Thresholds(), effects=outcome_effects(rows)["by_action"])
+    # Then the harmful offer alerts, with the effect measured
+    assert [(a.kind, a.subject) for a in alerts] == [("offer_harms", "savings")]
+    assert alerts[0].value == pytest.approx(-0.2)
