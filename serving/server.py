@@ -4,7 +4,7 @@
 what ``bentoml serve serving.service:Tierwise`` does, with two differences (BentoML 1.4.39,
 its private ``_bentoml_impl.server.serve_http``; re-check on every upgrade):
 
-- the supervisor (circus) looks for dead workers every ``CHECK_DELAY_S`` (0.5 s) instead of
+- the supervisor (circus) looks for dead workers every ``CHECK_DELAY_S`` (0.25 s) instead of
   BentoML's 10 s, so a killed worker is replaced within seconds (the other workers keep
   answering meanwhile: they share the listening socket);
 - a worker that dies is logged, with its exit code or signal, before it is replaced.
@@ -18,7 +18,7 @@ import signal
 import sys
 from pathlib import Path
 
-CHECK_DELAY_S = 0.5
+CHECK_DELAY_S = 0.25
 
 log = logging.getLogger("tierwise.server")
 
@@ -73,6 +73,7 @@ def main(host: str, port: int) -> None:
     from bentoml._internal.utils import circus
 
     from serving.champions import clear
+    from serving.lean import LEAN_WORKER
     from tierwise.settings import Settings
 
     configure_server_logging()  # dictConfig: it disables loggers made before it, like ours
@@ -87,6 +88,7 @@ def main(host: str, port: int) -> None:
         return make_arbiter(watchers, **kwargs)
 
     circus.create_standalone_arbiter = create_standalone_arbiter
+    os.environ[LEAN_WORKER] = "1"  # the workers start without scikit-learn (serving.lean)
     clear(Settings())  # a new run's workers load the champions from the registry
     service = load("serving.service:Tierwise", working_dir=root)
     service.inject_config()  # the service's own config (workers, timeout) with the overrides

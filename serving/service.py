@@ -36,6 +36,7 @@ from pydantic import BaseModel
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.responses import JSONResponse
 
+import serving.lean  # noqa: F401  first of ours: LightGBM without scikit-learn in a worker
 from serving.api import (
     FeedbackRequest,
     FeedbackResponse,
