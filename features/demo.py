@@ -659,3 +659,76 @@ def _noise(seed: int, action: str, customer_ids: pd.Series) -> np.ndarray:
             np.sqrt(-2.0 * np.log(u[:, 2])) * np.cos(2 * np.pi * u[:, 3]),
         ]
     )
+
+
+# -- Hidden acceptance of shown suggestions (off unless a simulation builds one) ------------
+
+NEW_ACTION = "green_savings"  # a product no offline model knows: added halfway through a run
+# Fixed per-tier multipliers of the offline propensity, in TIER_ORDER: what answers reveal
+# and the offline model does not know (gold customers take investments at twice its chance).
+_TIER_MULTIPLIERS = {
+    "investment": (0.5, 1.0, 2.0, 1.6),
+    "credit_card": (1.4, 1.0, 0.7, 0.5),
+    "upgrade": (0.6, 1.2, 1.5, 1.0),
+}
+_NEW_ACTION_ACCEPTANCE = (0.12, 0.2, 0.3, 0.25)  # the new action's true rate, in TIER_ORDER
+_SKIP_BY_PRESSURE = {"low": 0.05, "normal": 0.1, "high": 0.25}
+
+
+@dataclass(frozen=True)
+class HiddenAcceptance:
+    """How customers answer a suggestion an agent shows them, and how often agents skip.
+
+    Off by default, like ``ResponseModel``: nothing in the generator uses it. A customer
+    shown action a accepts with chance ``min(q x m(a, tier, period), MAX_ACCEPTANCE)``, where
+    q is the offline (calibrated) propensity and m a hidden multiplier per action and tier:
+    fixed ones for a few actions (``_TIER_MULTIPLIERS``: investment at 2x for gold, 0.5x for
+    standard), a seeded log-normal one (sd ``spread``) for the rest. Every multiplier drifts
+    by its own seeded rate per period (normal, sd ``drift``, in log terms), so what was
+    learned early goes slowly out of date. ``NEW_ACTION`` has no q: its chance is a rate per
+    tier (``_NEW_ACTION_ACCEPTANCE``), drifting the same way. An agent skips a shown
+    suggestion with a chance by queue pressure, plus ``skip_per_rank`` per position below
+    the first; a skip is no answer.
+    """
+
+    seed: int = 0
+    spread: float = 0.35
+    drift: float = 0.02
+    skip_per_rank: float = 0.05
+
+    MAX_ACCEPTANCE = 0.95
+
+    def multiplier(self, action: str, tier: str | None, period: float) -> float:
+        """The hidden multiplier of the offline propensity for ``action`` in ``tier`` at
+        ``period`` (0 at the start); unknown tiers count as the lowest."""
+        i = TIER_ORDER.index(tier) if tier in TIER_ORDER else 0
+        fixed = _TIER_MULTIPLIERS.get(action)
+        z_base, z_drift = self._normals(action, TIER_ORDER[i])
+        base = fixed[i] if fixed is not None else float(np.exp(self.spread * z_base))
+        return base * float(np.exp(self.drift * z_drift * period))
+
+    def acceptance(self, action: str, tier: str | None, q: float | None, period: float) -> float:
+        """The chance that a customer shown ``action`` accepts it: q x the multiplier, or
+        the new action's rate (q is ignored for it)."""
+        if action == NEW_ACTION:
+            i = TIER_ORDER.index(tier) if tier in TIER_ORDER else 0
+            _, z_drift = self._normals(action, TIER_ORDER[i])
+            rate = _NEW_ACTION_ACCEPTANCE[i] * float(np.exp(self.drift * z_drift * period))
+            return min(rate, self.MAX_ACCEPTANCE)
+        if q is None or not np.isfinite(q):
+            raise ValueError(f"{action!r} needs its offline propensity q")
+        return min(max(q, 0.0) * self.multiplier(action, tier, period), self.MAX_ACCEPTANCE)
+
+    def skip(self, queue_pressure: str, rank: int) -> float:
+        """The chance that the agent skips the suggestion shown at ``rank`` (1 = first)."""
+        if queue_pressure not in _SKIP_BY_PRESSURE:
+            raise ValueError(f"unknown queue pressure {queue_pressure!r}")
+        return min(_SKIP_BY_PRESSURE[queue_pressure] + self.skip_per_rank * (rank - 1), 1.0)
+
+    def _normals(self, action: str, tier: str) -> tuple[float, float]:
+        """Two standard normals fixed by (seed, action, tier): the base and the drift."""
+        digest = hashlib.sha256(f"acceptance:{self.seed}:{action}:{tier}".encode()).digest()
+        u = np.frombuffer(digest, "<u8")[:2].astype(np.float64) / 2.0**64
+        u = np.clip(u, 1e-12, 1.0)
+        radius = np.sqrt(-2.0 * np.log(u[0]))
+        return float(radius * np.cos(2 * np.pi * u[1])), float(radius * np.sin(2 * np.pi * u[1]))

@@ -8,7 +8,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.demo import RESPONSE_COLUMNS, ResponseModel, generate_demo_data
+from features.demo import (
+    NEW_ACTION,
+    RESPONSE_COLUMNS,
+    TIER_ORDER,
+    HiddenAcceptance,
+    ResponseModel,
+    generate_demo_data,
+)
 
 
 def customers(n: int = 4000, seed: int = 3) -> pd.DataFrame:
@@ -81,3 +88,46 @@ def test_sure_things_have_the_higher_base_propensity_of_what_the_models_learn() 
 def test_an_unknown_action_is_refused_by_name() -> None:
     with pytest.raises(ValueError, match="unknown action 'yacht'"):
         ResponseModel(0).types(customers(10), "yacht")
+
+
+def test_hidden_acceptance_is_fixed_by_seed_and_another_seed_differs() -> None:
+    a, b, other = HiddenAcceptance(1), HiddenAcceptance(1), HiddenAcceptance(2)
+    cells = [(x, t) for x in ("savings", "mortgage", "retention") for t in TIER_ORDER]
+    first = [a.acceptance(x, t, 0.1, 5) for x, t in cells]
+    assert first == [b.acceptance(x, t, 0.1, 5) for x, t in cells], "a seed fixes every cell"
+    assert first != [other.acceptance(x, t, 0.1, 5) for x, t in cells], "another seed differs"
+
+
+def test_gold_customers_take_investments_at_twice_the_models_chance_and_standard_at_half() -> None:
+    hidden = HiddenAcceptance(0)
+    assert hidden.acceptance("investment", "gold", 0.1, 0) == pytest.approx(0.2)
+    assert hidden.acceptance("investment", "standard", 0.1, 0) == pytest.approx(0.05)
+
+
+def test_acceptance_drifts_slowly_and_stays_a_probability() -> None:
+    hidden = HiddenAcceptance(0)
+    start = hidden.multiplier("savings", "silver", 0)
+    one, twenty = (
+        hidden.multiplier("savings", "silver", 1),
+        hidden.multiplier("savings", "silver", 20),
+    )
+    assert one != start, "every cell drifts"
+    assert abs(np.log(one / start)) < 0.1, "by a little per period"
+    assert abs(np.log(twenty / start)) > abs(np.log(one / start)), "and further over time"
+    assert hidden.acceptance("investment", "gold", 0.9, 0) == HiddenAcceptance.MAX_ACCEPTANCE
+
+
+def test_the_new_action_has_its_own_rate_and_every_other_action_needs_q() -> None:
+    hidden = HiddenAcceptance(0)
+    rates = [hidden.acceptance(NEW_ACTION, t, None, 0) for t in TIER_ORDER]
+    assert all(0 < r < 1 for r in rates) and len(set(rates)) == len(rates), rates
+    with pytest.raises(ValueError, match="needs its offline propensity"):
+        hidden.acceptance("savings", "gold", None, 0)
+
+
+def test_agents_skip_more_under_high_pressure_and_lower_in_the_list() -> None:
+    hidden = HiddenAcceptance(0)
+    assert hidden.skip("low", 1) < hidden.skip("normal", 1) < hidden.skip("high", 1)
+    assert hidden.skip("normal", 3) > hidden.skip("normal", 1)
+    with pytest.raises(ValueError, match="unknown queue pressure"):
+        hidden.skip("frantic", 1)
