@@ -28,18 +28,19 @@ import contextlib
 import datetime as dt
 import json
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from serving.policy import collect_declines
+from serving.policy import NotShown, collect_declines
 from serving.store import StoreMissingError, limit_waits, open_engine
 from serving.vocabulary import RESPONSES
 
 if TYPE_CHECKING:
+    from serving.capacity import Cap
     from serving.policy import Context
     from serving.suggest import Decision
 
@@ -86,6 +87,16 @@ not_shown_table = sa.Table(
         "decision_id", sa.String(64), sa.ForeignKey("decisions.decision_id"), primary_key=True
     ),
     sa.Column("not_shown", sa.Text, nullable=False),  # JSON list: action, reason, detail, ...
+)
+
+capacity_table = sa.Table(
+    "capacity_used",
+    _META,
+    # The service's running counters of the policy's caps (``serving.capacity``): what each
+    # cap has used in the period starting on ``period_start`` (a UTC day, an ISO week's Monday).
+    sa.Column("cap_key", sa.String(240), primary_key=True),
+    sa.Column("period_start", sa.Date, primary_key=True),
+    sa.Column("used", sa.Float, nullable=False),
 )
 
 ARMS = ("offered", "holdout")
@@ -230,38 +241,55 @@ class DecisionLog:
     wait_s: float | None = None
     _log: sa.Engine = field(init=False, repr=False)
     _durable: sa.Engine = field(init=False, repr=False)
+    _capped: sa.Engine = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._durable = open_engine(self.url, synchronous="FULL", begin="BEGIN IMMEDIATE")
         # Decisions and reads are one statement each: no transaction around them.
         self._log = open_engine(self.url, synchronous="NORMAL", begin=None)
-        if self.wait_s is not None:
-            limit_waits(self._durable, self.wait_s)
-            limit_waits(self._log, self.wait_s)
+        # A decision that takes capacity: counters and the decision in one transaction.
+        self._capped = open_engine(self.url, synchronous="NORMAL", begin="BEGIN IMMEDIATE")
+        for engine in (self._durable, self._log, self._capped):
+            if self.wait_s is not None:
+                limit_waits(engine, self.wait_s)
         with self._durable.begin() as conn:
             _META.create_all(conn)
 
-    def record(self, decision: DecisionRecord) -> None:
-        """Log a decision (committed before returning; see the module on durability)."""
-        with self._log.begin() as conn:
-            conn.execute(
-                _INSERT_DECISION,
-                {
-                    "decision_id": decision.decision_id,
-                    "customer_id": decision.customer_id,
-                    "created_at": _naive_utc(decision.created_at),
-                    "as_of": decision.as_of,
-                    "context": _json(decision.context),
-                    "probabilities": _json(decision.probabilities),
-                    "suggestions": _json(list(decision.suggestions)),
-                    "control": bool(decision.control),
-                    "model_versions": _json(decision.model_versions),
-                },
-            )
-            conn.execute(
-                _INSERT_NOT_SHOWN,
-                {"decision_id": decision.decision_id, "not_shown": _json(list(decision.not_shown))},
-            )
+    def record(
+        self, decision: DecisionRecord, caps: Mapping[str, Sequence[Cap]] | None = None
+    ) -> dict[str, str]:
+        """Log a decision (committed before returning; see the module on durability).
+
+        With ``caps`` (action -> the caps an offer of it counts against,
+        ``capacity.caps_of``), each shown suggestion takes its share of every cap in the
+        same transaction that logs the decision, and only if each has room (``UPDATE ...
+        WHERE used + amount <= limit``: two workers cannot both take the last unit). A
+        suggestion whose cap is used up is logged as not shown (reason ``capacity``) and
+        the rest move up.
+
+        Returns:
+            action -> the not-shown detail of each suggestion a cap took off the list
+            (``without_capped`` applies it to the decision shown).
+        """
+        caps = caps or {}
+        if not any(caps.get(str(s["action"])) for s in decision.suggestions):
+            with self._log.begin() as conn:
+                _insert_decision(conn, decision)
+            return {}
+        refused: dict[str, str] = {}
+        with self._capped.begin() as conn:
+            for s in decision.suggestions:
+                full = _take(conn, caps.get(str(s["action"]), ()), decision.created_at)
+                if full is not None:
+                    refused[str(s["action"])] = f"cap used up: {full.words}"
+            _insert_decision(conn, _capped_record(decision, refused))
+        return refused
+
+    def capacity_used(self) -> dict[tuple[str, dt.date], float]:
+        """(cap key, period start) -> what the service's decisions have used of that cap."""
+        with self._log.connect() as conn:
+            rows = conn.execute(sa.select(capacity_table)).all()
+        return {(r.cap_key, r.period_start): float(r.used) for r in rows}
 
     def get(self, decision_id: str) -> DecisionRecord | None:
         """A logged decision, or None."""
@@ -408,6 +436,7 @@ class DecisionLog:
     def close(self) -> None:
         self._log.dispose()
         self._durable.dispose()
+        self._capped.dispose()
 
 
 def read_decision_log(
@@ -542,6 +571,33 @@ def record_of(decision: Decision, context: Context, now: dt.datetime) -> Decisio
     )
 
 
+def without_capped(decision: Decision, refused: Mapping[str, str]) -> Decision:
+    """The decision as shown once ``DecisionLog.record`` took capped actions off its list:
+    those move to the not-shown list (reason ``capacity``), the rest move up."""
+    if not refused:
+        return decision
+    kept = [s for s in decision.suggestions if s.action not in refused]
+    capped = [
+        NotShown(
+            s.kind,
+            s.action,
+            s.product,
+            "capacity",
+            refused[s.action],
+            s.probability,
+            None,
+            s.uplift,
+        )
+        for s in decision.suggestions
+        if s.action in refused
+    ]
+    return replace(
+        decision,
+        suggestions=tuple(replace(s, rank=i) for i, s in enumerate(kept, start=1)),
+        not_shown=(*decision.not_shown, *capped),
+    )
+
+
 def decision_record(row) -> DecisionRecord:
     """A ``decisions`` table row as a record (times in UTC), with ``not_shown`` if selected."""
     not_shown = row._mapping.get("not_shown")
@@ -571,6 +627,85 @@ def feedback_record(row) -> FeedbackRecord:
         action=row.action,
         kind=row.kind,
         note=row.note,
+    )
+
+
+def _insert_decision(conn: sa.Connection, decision: DecisionRecord) -> None:
+    conn.execute(
+        _INSERT_DECISION,
+        {
+            "decision_id": decision.decision_id,
+            "customer_id": decision.customer_id,
+            "created_at": _naive_utc(decision.created_at),
+            "as_of": decision.as_of,
+            "context": _json(decision.context),
+            "probabilities": _json(decision.probabilities),
+            "suggestions": _json(list(decision.suggestions)),
+            "control": bool(decision.control),
+            "model_versions": _json(decision.model_versions),
+        },
+    )
+    conn.execute(
+        _INSERT_NOT_SHOWN,
+        {"decision_id": decision.decision_id, "not_shown": _json(list(decision.not_shown))},
+    )
+
+
+def _take(conn: sa.Connection, caps: Sequence[Cap], at: dt.datetime) -> Cap | None:
+    """Take one offer's share of each cap, all or none (a savepoint); the first full cap, or
+    None when every one had room."""
+    with conn.begin_nested() as savepoint:
+        for cap in caps:
+            start = cap.period_start(at)
+            conn.execute(_counter_row(conn, cap.key, start))
+            taken = conn.execute(
+                sa.update(capacity_table)
+                .where(
+                    capacity_table.c.cap_key == cap.key,
+                    capacity_table.c.period_start == start,
+                    capacity_table.c.used + cap.amount <= cap.limit + 1e-9,
+                )
+                .values(used=capacity_table.c.used + cap.amount)
+            )
+            if taken.rowcount == 0:
+                savepoint.rollback()
+                return cap
+    return None
+
+
+def _counter_row(conn: sa.Connection, key: str, start: dt.date) -> sa.Executable:
+    """An insert of a cap's counter at 0 that leaves an existing one alone."""
+    row = {"cap_key": key, "period_start": start, "used": 0.0}
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(capacity_table).values(**row).on_conflict_do_nothing()
+
+
+def _capped_record(decision: DecisionRecord, refused: Mapping[str, str]) -> DecisionRecord:
+    """The log entry with the capped suggestions moved to the not-shown list."""
+    if not refused:
+        return decision
+    kept = [s for s in decision.suggestions if s["action"] not in refused]
+    capped = [
+        {
+            "kind": s["kind"],
+            "action": s["action"],
+            "product": s.get("product"),
+            "reason": "capacity",
+            "detail": refused[str(s["action"])],
+            "probability": s.get("probability"),
+            "until": None,
+            "uplift": s.get("uplift"),
+        }
+        for s in decision.suggestions
+        if s["action"] in refused
+    ]
+    return replace(
+        decision,
+        suggestions=[{**s, "rank": i} for i, s in enumerate(kept, start=1)],
+        not_shown=[*decision.not_shown, *capped],
     )
 
 

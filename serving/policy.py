@@ -29,7 +29,11 @@ best action"; the business view with numbers is ``docs/policy.md``):
 8. ``queue_pressure``: each pressure level (``PressureEffect``) sets the list's length, the
    minimum probability and the expected value a suggestion needs; under high pressure an
    agent gets at most one suggestion, and only one worth the time;
-9. ``cut_by_limit``: ranked below the list's length;
+9. ``cut_by_limit``: ranked below the list's length; ``capacity``: the list stops at the
+   first suggestion whose agent minutes exceed what is left of the call's
+   (``capacity.minutes``, ``capacity.call_minutes``). The service's running caps on offers
+   (``capacity.actions``, ``capacity.channels``) are taken as it logs the decision, where an
+   action whose cap is used up comes off the list with this reason (``serving.decisions``);
 10. ``holdout``: a listed action is taken off the list when the customer is in that action's
     no-offer holdout (``holdout_shares``, by customer and ``holdout_period``), and the rest
     move up. The decision log keeps it with the probability it had, so outcomes of offered
@@ -48,6 +52,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Literal
 
+from serving.capacity import CapacityConfig, time_cut
 from serving.eligibility import (
     Customer,
     NotShown,
@@ -325,7 +330,7 @@ def rank_actions(
         order = sorted(kept, key=lambda c: _uniform(f"order:{decision_id}", c.action))
     else:
         order = sorted(kept, key=lambda c: (-c.priority, c.action))
-    listed, cut = _cut(order, effect, pressure, max_suggestions)
+    listed, cut = _cut(order, effect, pressure, max_suggestions, config.capacity)
     chosen, held = _hold_out(listed, customer, config, now)
     not_shown = (*out, *held_back, *cut, *held)
     return Ranking(chosen, control, band, tuple(sorted(c.action for c in kept)), not_shown)
@@ -366,9 +371,14 @@ def _weigh(
 
 
 def _cut(
-    order: list[Suggestion], effect: PressureEffect, pressure: str, max_suggestions: int | None
+    order: list[Suggestion],
+    effect: PressureEffect,
+    pressure: Pressure,
+    max_suggestions: int | None,
+    capacity: CapacityConfig,
 ) -> tuple[tuple[Suggestion, ...], list[NotShown]]:
-    """Rules 8-9: the expected value the queue pressure asks for, then the list's length."""
+    """Rules 8-9: the expected value the queue pressure asks for, the list's length, then
+    the call's agent minutes (``capacity``: the list stops where the next would run over)."""
     bar = effect.min_expected_value
     out: list[NotShown] = []
     worth: list[Suggestion] = []
@@ -386,7 +396,10 @@ def _cut(
             out.append(_not_shown(c, "queue_pressure", detail))
         else:
             out.append(_not_shown(c, "cut_by_limit", f"ranked {i}; the list holds {length}"))
-    chosen = tuple(replace(c, rank=i) for i, c in enumerate(worth[:length], start=1))
+    listed = worth[:length]
+    fit, words = time_cut([(c.kind, c.action) for c in listed], capacity, pressure)
+    out += [_not_shown(c, "capacity", words) for c in listed[fit:]]
+    chosen = tuple(replace(c, rank=i) for i, c in enumerate(listed[:fit], start=1))
     return chosen, out
 
 

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from serving.capacity import CapacityConfig
 from serving.vocabulary import KINDS, PRESSURES, HoldoutPeriod, Kind, Pressure
 
 MAX_SUGGESTIONS = 10
@@ -241,6 +242,11 @@ class PolicyConfig(BaseModel):
         le=1,
         description="offer a closed customer a win_back action (kind retention) with this "
         "chance of success, worth their last value x retention_save_rate; none: no offer",
+    )
+    capacity: CapacityConfig = Field(
+        default_factory=CapacityConfig,
+        description="caps on offers: per action (stock or budget per day or week), per "
+        "channel (offers per day), and agent minutes per call; default: none",
     )
 
     @model_validator(mode="before")

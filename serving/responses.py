@@ -182,7 +182,8 @@ class NotShownOut(BaseModel):
         "predicted to lower the chance of its outcome: better not made), below_min_probability, "
         "churn_gate (high churn risk: sales offers yield to retention), paused_by_declines "
         "(until a date), queue_pressure, cut_by_limit (ranked below the list's length), "
-        "closed (the customer has closed: no sales offer)."
+        "capacity (a cap on the offer, its budget or the channel is used up, or the call's "
+        "agent minutes would run over), closed (the customer has closed: no sales offer)."
     )
     detail: str = Field(description="The rule and the numbers, in words.")
     probability: float | None = Field(description="Calibrated probability, where a model gave one.")

@@ -234,7 +234,8 @@ class Tierwise:
             return unavailable(err)
 
     def _suggest(self, request: SuggestionRequest) -> SuggestionResponse | JSONResponse:
-        from serving.decisions import record_of
+        from serving.capacity import caps_of
+        from serving.decisions import record_of, without_capped
         from serving.suggest import suggest
 
         state = self._state
@@ -256,8 +257,12 @@ class Tierwise:
             request.max_suggestions,
             uuid.uuid4().hex,
         )
-        self._use(DECISION_LOG, state.decisions.record, record_of(decision, context, now))
-        return suggestion_response(decision)
+        # The policy's running caps are taken as the decision is logged (one transaction).
+        capacity = state.policy.capacity
+        caps = {s.action: caps_of(s.action, c.channel, capacity) for s in decision.suggestions}
+        logged = record_of(decision, context, now)
+        refused = self._use(DECISION_LOG, state.decisions.record, logged, caps)
+        return suggestion_response(without_capped(decision, refused))
 
     def _score(self, request: ScoresRequest) -> ScoresResponse | JSONResponse:
         from serving.suggest import assess, card_of

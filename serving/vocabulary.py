@@ -29,6 +29,7 @@ AgentReason = Literal[
     "paused_by_declines",
     "queue_pressure",
     "cut_by_limit",
+    "capacity",
     "closed",
 ]
 """Why an action is not shown, as the agent's view says it (``serving.policy``, rules 1-9)."""
