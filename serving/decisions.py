@@ -11,7 +11,10 @@ of adding a second. The contact policy reads the customer's declines back (``dec
 ``all_declines`` for the nightly batch); reports read the whole log (``read_decision_log``).
 Beside them, ``decision_outcomes`` holds what each offered or held-out action led to, once
 its horizon has passed (``monitoring.outcomes`` attributes it; ``write_outcomes`` stores it
-idempotently, ``read_outcomes`` reads it back). This module is the only one that reads or
+idempotently, ``read_outcomes`` reads it back). ``adaptive_counts`` and ``skip_counts``
+hold what answers taught (``serving.adaptive``): added to in the transaction that inserts a
+new feedback row, so a retried feedback changes nothing, and ``rebuild_counts`` recomputes
+them from the feedback table to the same numbers. This module is the only one that reads or
 writes the decision tables.
 
 Durability: feedback is committed with ``synchronous=FULL`` (PostgreSQL
@@ -35,6 +38,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
+from serving.adaptive import ANSWERS, NO_TIER, AdaptiveState, Cell, SkipCell
 from serving.policy import NotShown, collect_declines
 from serving.store import StoreMissingError, limit_waits, open_engine
 from serving.vocabulary import RESPONSES
@@ -97,6 +101,28 @@ capacity_table = sa.Table(
     sa.Column("cap_key", sa.String(240), primary_key=True),
     sa.Column("period_start", sa.Date, primary_key=True),
     sa.Column("used", sa.Float, nullable=False),
+)
+
+adaptive_table = sa.Table(
+    "adaptive_counts",
+    _META,
+    # Customer answers per (action, tier) cell (``serving.adaptive.Cell``); tier '' for none.
+    sa.Column("action", sa.String(200), primary_key=True),
+    sa.Column("tier", sa.String(200), primary_key=True),
+    sa.Column("answers", sa.Integer, nullable=False),  # accepted + declined
+    sa.Column("accepted", sa.Integer, nullable=False),
+    sa.Column("expected", sa.Float, nullable=False),  # the sum of the logged probabilities
+    sa.Column("updated_at", sa.DateTime, nullable=False),  # UTC, naive
+)
+skips_table = sa.Table(
+    "skip_counts",
+    _META,
+    # Feedback rows and skips per (queue pressure, channel): the agents' skip rate.
+    sa.Column("queue_pressure", sa.String(20), primary_key=True),
+    sa.Column("channel", sa.String(200), primary_key=True),
+    sa.Column("responses", sa.Integer, nullable=False),
+    sa.Column("skipped", sa.Integer, nullable=False),
+    sa.Column("updated_at", sa.DateTime, nullable=False),  # UTC, naive
 )
 
 ARMS = ("offered", "holdout")
@@ -320,7 +346,7 @@ class DecisionLog:
             raise ValueError(f"response must be one of {RESPONSES}, got {response!r}")
         created_at = _naive_utc(now or dt.datetime.now(dt.UTC))
         with self._durable.begin() as conn:
-            customer_id, shown = _shown_suggestion(conn, decision_id, suggestion_id)
+            customer_id, shown, context = _shown_suggestion(conn, decision_id, suggestion_id)
             record = FeedbackRecord(
                 decision_id=decision_id,
                 suggestion_id=suggestion_id,
@@ -347,7 +373,59 @@ class DecisionLog:
                 if existing.response != response:
                     raise FeedbackConflictError(existing) from None
                 return FeedbackResult(existing, created=False)
+            _count_answer(conn, response, shown, context, created_at)  # only for a new row
         return FeedbackResult(_aware(record), created=True)
+
+    def adaptive_state(self) -> AdaptiveState:
+        """What answers taught so far: every cell's counters and the skip counts (two small
+        tables, read by each worker's watch thread once a second)."""
+        with self._log.connect() as conn:
+            return _adaptive_state(conn)
+
+    def rebuild_counts(self) -> AdaptiveState:
+        """Recompute ``adaptive_counts`` and ``skip_counts`` from the feedback table (each row
+        with its decision's tier, context and logged probability, in the order recorded),
+        replace them in one transaction and return them: the same numbers the feedback
+        transactions added up, should the tables be lost or doubted."""
+        now = _naive_utc(dt.datetime.now(dt.UTC))
+        with self._durable.begin() as conn:
+            rows = conn.execute(
+                sa.select(
+                    feedback_table.c.suggestion_id,
+                    feedback_table.c.response,
+                    decisions_table.c.context,
+                    decisions_table.c.suggestions,
+                )
+                .select_from(feedback_table.join(decisions_table))
+                .order_by(feedback_table.c.feedback_id)
+            ).all()
+            cells: dict[tuple[str, str], Cell] = {}
+            skips: dict[tuple[str, str], SkipCell] = {}
+            for row in rows:
+                shown = {s["suggestion_id"]: s for s in json.loads(row.suggestions)}
+                suggestion, context = shown[row.suggestion_id], json.loads(row.context)
+                key = _cell_key(suggestion, context)
+                cells[key] = cells.get(key, Cell()).add(row.response, _q(suggestion))
+                skip_key = _skip_key(context)
+                skips[skip_key] = skips.get(skip_key, SkipCell()).add(row.response)
+            conn.execute(sa.delete(adaptive_table))
+            conn.execute(sa.delete(skips_table))
+            learned = [
+                {"action": a, "tier": t, **vars(c), "updated_at": now}
+                for (a, t), c in sorted(cells.items())
+                if c.answers
+            ]
+            if learned:
+                conn.execute(sa.insert(adaptive_table), learned)
+            if skips:
+                conn.execute(
+                    sa.insert(skips_table),
+                    [
+                        {"queue_pressure": p, "channel": ch, **vars(c), "updated_at": now}
+                        for (p, ch), c in sorted(skips.items())
+                    ],
+                )
+            return _adaptive_state(conn)
 
     def feedback(self, decision_id: str) -> list[FeedbackRecord]:
         """The feedback rows of a decision, oldest first."""
@@ -522,8 +600,26 @@ def read_outcomes(url: str) -> pd.DataFrame | None:
     )
 
 
+def read_adaptive(url: str) -> AdaptiveState:
+    """What answers taught, for a batch run (read once): empty without the store or tables.
+
+    Read-only like ``read_decision_log``; creates nothing.
+    """
+    with _reading(url) as engine:
+        if engine is None or not _has_tables(engine, adaptive_table, skips_table):
+            return AdaptiveState()
+        with engine.connect() as conn:
+            return _adaptive_state(conn)
+
+
 def record_of(decision: Decision, context: Context, now: dt.datetime) -> DecisionRecord:
-    """The log entry of a decision made at ``now`` for ``context``."""
+    """The log entry of a decision made at ``now`` for ``context``.
+
+    Each suggestion keeps ``propensity`` (the chance the policy shows it at its rank,
+    ``policy._propensities``), ``ratio`` (the learned acceptance ratio in its priority) and
+    the decision's ``mode``; the context keeps ``mode`` too (greedy, control or explore), so
+    off-policy evaluation can weigh every logged decision.
+    """
     a = decision.assessment
     return DecisionRecord(
         decision_id=decision.decision_id,
@@ -535,6 +631,7 @@ def record_of(decision: Decision, context: Context, now: dt.datetime) -> Decisio
             "queue_pressure": context.queue_pressure,
             "agent_id": context.agent_id,
             "tier": a.tier.name,  # the customer's, at the decision: effects are read by tier
+            "mode": decision.mode,
         },
         probabilities=dict(a.probabilities),
         suggestions=[
@@ -549,6 +646,9 @@ def record_of(decision: Decision, context: Context, now: dt.datetime) -> Decisio
                 "expected_value": s.expected_value,
                 "priority": s.priority,
                 "uplift": s.uplift,
+                "ratio": s.ratio,
+                "propensity": s.propensity,
+                "mode": decision.mode,
             }
             for s in decision.suggestions
         ],
@@ -711,17 +811,20 @@ def _capped_record(decision: DecisionRecord, refused: Mapping[str, str]) -> Deci
 
 def _shown_suggestion(
     conn: sa.Connection, decision_id: str, suggestion_id: str
-) -> tuple[str, Mapping[str, Any]]:
-    """The decision's customer and the suggestion as logged, for feedback on it.
+) -> tuple[str, Mapping[str, Any], Mapping[str, Any]]:
+    """The decision's customer, the suggestion as logged and the decision's context, for
+    feedback on it.
 
     Raises:
         UnknownDecisionError: no decision has ``decision_id``.
         UnknownSuggestionError: the decision did not show ``suggestion_id``.
     """
     row = conn.execute(
-        sa.select(decisions_table.c.customer_id, decisions_table.c.suggestions).where(
-            decisions_table.c.decision_id == decision_id
-        )
+        sa.select(
+            decisions_table.c.customer_id,
+            decisions_table.c.suggestions,
+            decisions_table.c.context,
+        ).where(decisions_table.c.decision_id == decision_id)
     ).first()
     if row is None:
         raise UnknownDecisionError(f"no decision {decision_id!r}")
@@ -730,7 +833,91 @@ def _shown_suggestion(
         raise UnknownSuggestionError(
             f"suggestion {suggestion_id!r} is not part of decision {decision_id!r}"
         )
-    return row.customer_id, shown[suggestion_id]
+    return row.customer_id, shown[suggestion_id], json.loads(row.context)
+
+
+def _cell_key(suggestion: Mapping[str, Any], context: Mapping[str, Any]) -> tuple[str, str]:
+    return str(suggestion.get("action", "")), str(context.get("tier") or NO_TIER)
+
+
+def _skip_key(context: Mapping[str, Any]) -> tuple[str, str]:
+    return str(context.get("queue_pressure") or "normal"), str(context.get("channel") or "")
+
+
+def _q(suggestion: Mapping[str, Any]) -> float:
+    """The offline probability logged with a suggestion (0 if none was)."""
+    q = suggestion.get("probability")
+    return float(q) if isinstance(q, int | float) else 0.0
+
+
+def _count_answer(
+    conn: sa.Connection,
+    response: str,
+    suggestion: Mapping[str, Any],
+    context: Mapping[str, Any],
+    at: dt.datetime,
+) -> None:
+    """Add one new feedback row to the counters, in its own transaction: an answer to its
+    (action, tier) cell, every response to its (queue pressure, channel) skip counts.
+
+    An upsert on the key (SQLite and PostgreSQL both have ON CONFLICT), so two workers
+    adding to a new cell at once cannot collide.
+    """
+    insert = _upsert_of(conn)
+    if response in ANSWERS:
+        action, tier = _cell_key(suggestion, context)
+        accepted, q = int(response == "accepted"), _q(suggestion)
+        t = adaptive_table
+        statement = insert(t).values(
+            action=action, tier=tier, answers=1, accepted=accepted, expected=q, updated_at=at
+        )
+        conn.execute(
+            statement.on_conflict_do_update(
+                index_elements=[t.c.action, t.c.tier],
+                set_={
+                    "answers": t.c.answers + 1,
+                    "accepted": t.c.accepted + accepted,
+                    "expected": t.c.expected + q,
+                    "updated_at": at,
+                },
+            )
+        )
+    pressure, channel = _skip_key(context)
+    skipped, t = int(response == "skipped"), skips_table
+    statement = insert(t).values(
+        queue_pressure=pressure, channel=channel, responses=1, skipped=skipped, updated_at=at
+    )
+    conn.execute(
+        statement.on_conflict_do_update(
+            index_elements=[t.c.queue_pressure, t.c.channel],
+            set_={
+                "responses": t.c.responses + 1,
+                "skipped": t.c.skipped + skipped,
+                "updated_at": at,
+            },
+        )
+    )
+
+
+def _upsert_of(conn: sa.Connection):
+    """The dialect's INSERT with ON CONFLICT (SQLite or PostgreSQL)."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert
+
+
+def _adaptive_state(conn: sa.Connection) -> AdaptiveState:
+    cells = {
+        (r.action, r.tier): Cell(int(r.answers), int(r.accepted), float(r.expected))
+        for r in conn.execute(sa.select(adaptive_table))
+    }
+    skips = {
+        (r.queue_pressure, r.channel): SkipCell(int(r.responses), int(r.skipped))
+        for r in conn.execute(sa.select(skips_table))
+    }
+    return AdaptiveState(cells, skips)
 
 
 @contextlib.contextmanager

@@ -67,6 +67,9 @@ class Suggestion:
     reasons: tuple[Reason, ...] = ()
     talking_points: tuple[str, ...] = ()
     uplift: float | None = None  # the predicted change an offer makes, where a model says
+    ratio: float = 1.0  # the learned acceptance ratio in the priority (``serving.adaptive``)
+    # the chance the policy shows this action at this rank, over its modes (``rank_actions``)
+    propensity: float | None = None
 
 
 @dataclass(frozen=True)

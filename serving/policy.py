@@ -39,6 +39,13 @@ best action"; the business view with numbers is ``docs/policy.md``):
     move up. The decision log keeps it with the probability it had, so outcomes of offered
     and held-out customers compare like with like; the agent's view never shows it.
 
+Learning from answers (``serving.adaptive``): in rule 7 the priority is multiplied by the
+(action, tier) cell's learned acceptance ratio; an explored decision
+(``adaptive.exploration_share`` of decision ids, apart from the control group) multiplies
+by a Thompson draw of it instead. Either only reorders what rules 1-6 let through. Every
+shown suggestion carries its ``propensity`` (``_propensities``) and the ranking its
+``mode``: ``greedy``, ``control`` or ``explore``.
+
 Rules 1-4 and what each action is worth are ``serving.eligibility``; the settings and
 reading them are ``serving.policy_config``; the shared words are ``serving.vocabulary``.
 This module ranks (rules 5-9) and is the one import for callers: it re-exports the rest.
@@ -47,11 +54,14 @@ This module ranks (rules 5-9) and is the one import for callers: it re-exports t
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+import math
+import random
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Literal
 
+from serving.adaptive import EMPTY, AdaptiveState, seeded
 from serving.capacity import CapacityConfig, time_cut
 from serving.eligibility import (
     Customer,
@@ -91,6 +101,7 @@ from serving.vocabulary import (
 __all__ = [
     "KINDS",
     "MAX_SUGGESTIONS",
+    "MODES",
     "NOT_SHOWN_REASONS",
     "PRESSURES",
     "Band",
@@ -98,6 +109,7 @@ __all__ = [
     "Count",
     "Customer",
     "Kind",
+    "Mode",
     "NotShown",
     "NotShownReason",
     "PolicyConfig",
@@ -114,6 +126,7 @@ __all__ = [
     "candidates",
     "collect_declines",
     "context_weight",
+    "decision_mode",
     "decline_window",
     "holdout_period",
     "in_holdout",
@@ -128,6 +141,12 @@ __all__ = [
     "risk_band",
     "upgrade_value",
 ]
+
+
+Mode = Literal["greedy", "control", "explore"]
+MODES: tuple[Mode, ...] = ("greedy", "control", "explore")
+PROPENSITY_DRAWS = 64  # Thompson draws that estimate an explored order's propensities
+NEW_TARGET = "new_action_"  # the target key prefix of a new action (no offline model)
 
 
 @dataclass(frozen=True)
@@ -149,6 +168,9 @@ class Ranking:
     risk_band: Band
     eligible: tuple[str, ...]  # action keys after eligibility, churn gate and contact policy
     not_shown: tuple[NotShown, ...] = ()
+    mode: Mode = "greedy"
+    # (action, rank) -> the chance the policy shows the action at that rank (``_propensities``)
+    propensities: Mapping[tuple[str, int], float] = field(default_factory=dict)
 
 
 def decline_window(now: datetime, config: PolicyConfig) -> tuple[datetime, datetime]:
@@ -212,6 +234,16 @@ def context_weight(kind: Kind, context: Context, config: PolicyConfig) -> float:
 def is_control(decision_id: str, share: float) -> bool:
     """Whether a decision is in the control group: a uniform draw from sha256 of its id."""
     return _uniform("control", decision_id) < share
+
+
+def decision_mode(decision_id: str, config: PolicyConfig) -> Mode:
+    """How a decision orders its actions, from the same draw as ``is_control``: below
+    ``control_share`` control, in the next ``adaptive.exploration_share`` explore (so the
+    two groups never overlap and each has exactly its share), else greedy."""
+    u = _uniform("control", decision_id)
+    if u < config.control_share:
+        return "control"
+    return "explore" if u < config.control_share + config.adaptive.exploration_share else "greedy"
 
 
 def holdout_period(at: datetime, period: Literal["month", "quarter"] = "month") -> str:
@@ -281,9 +313,11 @@ def _closed(
         )
         offer = (win_back,)
     chosen, held = _hold_out(offer, customer, config, now)
-    control = is_control(decision_id, config.control_share)
+    chosen = tuple(replace(c, propensity=1.0) for c in chosen)  # one offer: every mode shows it
+    mode = decision_mode(decision_id, config)
     eligible = tuple(c.action for c in offer)
-    return Ranking(chosen, control, band, eligible, (*out, *held))
+    table = {(c.action, c.rank): 1.0 for c in chosen}
+    return Ranking(chosen, mode == "control", band, eligible, (*out, *held), mode, table)
 
 
 def rank_actions(
@@ -296,6 +330,7 @@ def rank_actions(
     decision_id: str,
     product_by_target: Mapping[str, str],
     known_products: Iterable[str] = (),
+    adaptive: AdaptiveState = EMPTY,
 ) -> Ranking:
     """The suggestions for one contact, and every action not shown with its reason.
 
@@ -307,6 +342,8 @@ def rank_actions(
         decision_id: the logged decision's id; decides the control group and its order.
         known_products: products the models know of (the holdings' products of their feature
             specs); those without a cross-sell model are listed as ``no_model``.
+        adaptive: what customer answers taught (``serving.adaptive``); by default nothing,
+            and every ratio is 1.
 
     Raises:
         ValueError: ``max_suggestions`` out of range or an unknown queue pressure.
@@ -321,19 +358,145 @@ def rank_actions(
     effect = config.queue_pressure[pressure]
     min_p = config.min_probability * effect.min_probability_multiple
     band = risk_band(customer.probabilities.get("churn"), config)
+    customer, product_by_target, new = _with_new_actions(
+        customer, product_by_target, config, adaptive
+    )
+    known_products = (*known_products, *new)
     pool, out = screen_actions(customer, config, product_by_target, known_products, min_p, pressure)
     if customer.closed_date is not None:
         return _closed(customer, config, pool, out, band, decision_id, now)
     kept, held_back = _weigh(pool, customer, context, config, band, declines_by_action, now)
-    control = is_control(decision_id, config.control_share)
-    if control:
-        order = sorted(kept, key=lambda c: _uniform(f"order:{decision_id}", c.action))
+    mode = decision_mode(decision_id, config)
+    learned = _Learned(adaptive, config, customer.tier, new)
+    greedy = learned.greedy(kept)
+    ratios = learned.sampler(kept)(seeded("explore", decision_id)) if mode == "explore" else greedy
+    weighed = _Learned.weighed(kept, ratios)
+    if mode == "control":
+        order = sorted(weighed, key=lambda c: _uniform(f"order:{decision_id}", c.action))
     else:
-        order = sorted(kept, key=lambda c: (-c.priority, c.action))
+        order = sorted(weighed, key=lambda c: (-c.priority, c.action))
     listed, cut = _cut(order, effect, pressure, max_suggestions, config.capacity)
     chosen, held = _hold_out(listed, customer, config, now)
+    shown = _Shown(
+        kept,
+        lambda o: _cut(o, effect, pressure, max_suggestions, config.capacity)[0],
+        _held_out(kept, customer, config, now),
+        effect.min_expected_value,
+        effect.length(max_suggestions),
+    )
+    table = _propensities(shown, learned, greedy, decision_id)
+    chosen = tuple(replace(c, propensity=table.get((c.action, c.rank), 0.0)) for c in chosen)
     not_shown = (*out, *held_back, *cut, *held)
-    return Ranking(chosen, control, band, tuple(sorted(c.action for c in kept)), not_shown)
+    eligible = tuple(sorted(c.action for c in kept))
+    return Ranking(chosen, mode == "control", band, eligible, not_shown, mode, table)
+
+
+def _with_new_actions(
+    customer: Customer,
+    product_by_target: Mapping[str, str],
+    config: PolicyConfig,
+    adaptive: AdaptiveState,
+) -> tuple[Customer, Mapping[str, str], frozenset[str]]:
+    """New actions (``adaptive.new_actions`` without a champion) as modelled products whose
+    probability is their learned acceptance in the customer's tier (``serving.adaptive``)."""
+    modelled = set(product_by_target.values())
+    new = frozenset(p for p in config.adaptive.new_actions if p not in modelled)
+    if not new:
+        return customer, product_by_target, new
+    targets = {f"{NEW_TARGET}{p}": p for p in sorted(new)}
+    learned = {t: adaptive.acceptance(p, customer.tier) for t, p in targets.items()}
+    customer = replace(customer, probabilities={**customer.probabilities, **learned})
+    return customer, {**product_by_target, **targets}, new
+
+
+@dataclass(frozen=True)
+class _Learned:
+    """The learned acceptance ratios of one decision's actions (``serving.adaptive``)."""
+
+    adaptive: AdaptiveState
+    config: PolicyConfig
+    tier: str | None
+    new: frozenset[str]  # new actions: their probability is already the learned acceptance
+
+    def greedy(self, kept: Sequence[Suggestion]) -> dict[str, float]:
+        """Action -> the posterior mean ratio (1 for an immature cell or a new action)."""
+        settings = self.config.adaptive
+        return {
+            c.action: 1.0
+            if c.action in self.new
+            else self.adaptive.ratio(c.action, self.tier, settings)
+            for c in kept
+        }
+
+    def sampler(self, kept: Sequence[Suggestion]) -> Callable[[random.Random], dict[str, float]]:
+        """Thompson draws of the kept actions' ratios, in action order so a stream of draws
+        is stable: Gamma(s + accepted, s + expected); a new action's is a draw of its Beta
+        acceptance over its mean (``serving.adaptive``). The posteriors are read once."""
+        gammas, betas = [], []
+        for c in sorted(kept, key=lambda c: c.action):
+            if c.action in self.new:
+                a, b = self.adaptive.acceptance_posterior(c.action, self.tier)
+                betas.append((c.action, a, b, c.probability))
+            else:
+                shape, rate = self.adaptive.ratio_posterior(
+                    c.action, self.tier, self.config.adaptive
+                )
+                gammas.append((c.action, shape, 1.0 / rate))
+
+        def draw(rng: random.Random) -> dict[str, float]:
+            out = {action: rng.gammavariate(shape, scale) for action, shape, scale in gammas}
+            out.update({action: rng.betavariate(a, b) / q for action, a, b, q in betas})
+            return out
+
+        return draw
+
+    @staticmethod
+    def weighed(kept: Sequence[Suggestion], ratios: Mapping[str, float]) -> list[Suggestion]:
+        """The actions with their priorities multiplied by their ratios."""
+        return [
+            replace(c, priority=c.priority * ratios[c.action], ratio=ratios[c.action]) for c in kept
+        ]
+
+
+@dataclass(frozen=True)
+class _Shown:
+    """What rules 8-10 make of an order of the kept actions: the actions the agent sees."""
+
+    kept: Sequence[Suggestion]  # weighed by rule 7, before any ratio
+    cut: Callable[[list[Suggestion]], tuple[Suggestion, ...]]  # rules 8-9 (``_cut``)
+    held: frozenset[str]  # kept actions of the customer's holdouts
+    bar: float  # the expected value rule 8 asks for
+    length: int  # the list's length (rule 9)
+    seen: dict[tuple[str, ...], tuple[str, ...]] = field(default_factory=dict)  # order -> shown
+
+    def of(self, ratios: Mapping[str, float]) -> tuple[str, ...]:
+        """The shown actions, in order, when ``ratios`` multiply the priorities (rules 8-10
+        applied once per distinct order: draws repeat orders often)."""
+        order = sorted(self.kept, key=lambda c: (-c.priority * ratios[c.action], c.action))
+        key = tuple(c.action for c in order)
+        if key not in self.seen:
+            self.seen[key] = tuple(c.action for c in self.cut(order) if c.action not in self.held)
+        return self.seen[key]
+
+    def listable(self) -> tuple[int, int]:
+        """How many kept actions pass rule 8's bar (m, any of which an order may list), and
+        how many of those are held out (h)."""
+        worth = [c.action for c in self.kept if c.expected_value >= self.bar]
+        return len(worth), len(self.held.intersection(worth))
+
+
+def _held_out(
+    kept: Sequence[Suggestion], customer: Customer, config: PolicyConfig, now: datetime
+) -> frozenset[str]:
+    """The kept actions the customer is held out of this period (rule 10, for any order)."""
+    period = holdout_period(now, config.holdout_period)
+    return frozenset(
+        c.action
+        for c in kept
+        if in_holdout(
+            customer.customer_id, c.action, period, config.holdout_share(c.kind, c.action)
+        )
+    )
 
 
 def _weigh(
@@ -401,6 +564,69 @@ def _cut(
     out += [_not_shown(c, "capacity", words) for c in listed[fit:]]
     chosen = tuple(replace(c, rank=i) for i, c in enumerate(listed[:fit], start=1))
     return chosen, out
+
+
+def _propensities(
+    shown: _Shown, learned: _Learned, greedy: Mapping[str, float], decision_id: str
+) -> dict[tuple[str, int], float]:
+    """(action, rank) -> the probability that the policy shows the action at that rank,
+    given the decision's inputs, over the three modes:
+
+    ``(1 - c - e) x [the greedy order shows it there] + c x P_control + e x P_explore``
+
+    (c ``control_share``, e ``adaptive.exploration_share``). ``P_control`` is exact: in a
+    uniformly random order of the m actions past rule 8's bar, of which h are held out and
+    the first L listed, a shown action is at rank k with probability
+    ``sum_{j=k..L} (1/m) C(m-h-1, k-1) C(h, j-k) / C(m-1, j-1)`` (it sits at j, with k - 1
+    shown actions before it): 1/m without holdouts. (A cap on the call's agent minutes,
+    which can shorten the list by the order, is not in it.) ``P_explore`` is estimated from
+    ``PROPENSITY_DRAWS`` (64) Thompson orders seeded by the decision id, apart from the
+    decision's own draw: a binomial estimate, standard error sqrt(p(1 - p) / 64) <= 0.0625,
+    so at most 0.0625 x e (0.003 at e = 0.05) in the propensity. They are drawn for every
+    decision with two or more actions past the bar while e > 0, explored or not, since a
+    greedy decision's propensity needs them as much (64 x m gamma draws and sorts: 2.5 ms
+    more per decision at m = 5 here, in pure Python; vectorising them is a possible step);
+    with one action every order is the same and the result exact.
+    Summed over the actions, a rank's propensities give the chance the rank is filled: 1
+    without holdouts, where the list's length is fixed.
+    """
+    c, e = learned.config.control_share, learned.config.adaptive.exploration_share
+    first = shown.of(greedy)
+    m, h = shown.listable()
+    table: dict[tuple[str, int], float] = {}
+
+    def add(action: str, rank: int, p: float) -> None:
+        if p > 0:
+            table[action, rank] = table.get((action, rank), 0.0) + p
+
+    for rank, action in enumerate(first, start=1):
+        add(action, rank, 1 - c - e)
+    if c > 0:
+        open_ = [k.action for k in shown.kept if k.expected_value >= shown.bar]
+        for action in (a for a in open_ if a not in shown.held):
+            for rank in range(1, min(shown.length, m - h) + 1):
+                add(action, rank, c * _random_rank(rank, m, h, shown.length))
+    if e > 0 and m > 1:
+        rng, draw = seeded("propensity", decision_id), learned.sampler(shown.kept)
+        for _ in range(PROPENSITY_DRAWS):
+            for rank, action in enumerate(shown.of(draw(rng)), start=1):
+                add(action, rank, e / PROPENSITY_DRAWS)
+    elif e > 0:
+        for rank, action in enumerate(first, start=1):
+            add(action, rank, e)
+    return table
+
+
+def _random_rank(k: int, m: int, h: int, length: int) -> float:
+    """The chance a given shown action is at rank k when m actions are randomly ordered, the
+    first ``length`` listed and the h held-out ones among them removed (``_propensities``)."""
+    if m == 0:
+        return 0.0
+    total = sum(
+        math.comb(m - h - 1, k - 1) * math.comb(h, j - k) / math.comb(m - 1, j - 1)
+        for j in range(k, min(length, m) + 1)
+    )
+    return total / m
 
 
 def _not_shown(

@@ -140,6 +140,38 @@ def _default_channels() -> dict[str, dict[str, float]]:
     }
 
 
+class AdaptiveConfig(BaseModel):
+    """What the policy learns from customer answers, and how much it explores
+    (``serving.adaptive``; docs/policy.md, "Learning from answers")."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    prior_strength: float = Field(
+        50.0,
+        gt=0,
+        description="pseudo-answers the offline model's probability counts for: the strength "
+        "of the prior that a cell's acceptance matches the model (ratio 1)",
+    )
+    min_answers: int = Field(
+        100,
+        ge=0,
+        description="customer answers (accepted + declined) an (action, tier) cell needs "
+        "before its learned ratio multiplies the priority; below it the ratio is 1",
+    )
+    exploration_share: float = Field(
+        0.05,
+        ge=0,
+        le=0.5,
+        description="share of decisions (apart from the control group) ranked by a Thompson "
+        "draw of each action's learned ratio, so uncertain and new actions get shown",
+    )
+    new_actions: tuple[str, ...] = Field(
+        (),
+        description="products offered without an offline model, by their learned acceptance "
+        "alone (Beta(1, 1) prior per tier)",
+    )
+
+
 class PolicyConfig(BaseModel):
     """Every business setting of the policy; validated once at service start-up.
 
@@ -235,6 +267,11 @@ class PolicyConfig(BaseModel):
         le=3650,
         description="customers who closed within this many days keep their card in the online "
         "store, so a win-back call finds them (0: none)",
+    )
+    adaptive: AdaptiveConfig = Field(
+        default_factory=AdaptiveConfig,
+        description="learning from customer answers: the prior's strength, the maturity "
+        "threshold, the exploration share and new actions",
     )
     winback_rate: float | None = Field(
         None,

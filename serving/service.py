@@ -37,6 +37,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.responses import JSONResponse
 
 import serving.lean  # noqa: F401  first of ours: LightGBM without scikit-learn in a worker
+from serving.adaptive import EMPTY, AdaptiveState
 from serving.api import (
     FeedbackRequest,
     FeedbackResponse,
@@ -90,7 +91,8 @@ log = logging.getLogger("tierwise.service")
 REQUEST_TIMEOUT_S = 10.0  # BentoML answers 504 past this; a decision takes milliseconds
 ROUTES = ("/v1/suggestions", "/v1/scores", "/v1/feedback", "/v1/admin/reload")
 ONLINE_STORE, DECISION_LOG = "online store", "decision log"
-WATCH_S = 1.0  # how often each worker probes the stores and looks for a reload elsewhere
+WATCH_S = 1.0  # how often each worker probes the stores, reads what answers taught (the
+# adaptive counts) and looks for a reload elsewhere
 RELOAD_LEASE_S = 120.0  # a reload that takes longer (a crashed one) frees the lease
 
 
@@ -166,6 +168,8 @@ class Tierwise:
         self._board = WorkerBoard(settings.decisions_url())
         self._generation = self._board.generation()
         self._state = load_state(settings, generation=self._generation)
+        self._adaptive: AdaptiveState = EMPTY  # replaced whole by the watch thread
+        self._learn()
         warm_up(self._state)
         freeze_heap()
         info = self._state.store_info
@@ -256,6 +260,7 @@ class Tierwise:
             now,
             request.max_suggestions,
             uuid.uuid4().hex,
+            self._adaptive,
         )
         # The policy's running caps are taken as the decision is logged (one transaction).
         capacity = state.policy.capacity
@@ -372,11 +377,13 @@ class Tierwise:
         return state
 
     def _watch(self) -> None:
-        """Once a second: probe the stores (readiness, the circuit) and follow reloads."""
+        """Once a second: probe the stores (readiness, the circuit), read the adaptive counts
+        and follow reloads."""
         while True:
             time.sleep(WATCH_S)
             self._probe(ONLINE_STORE, lambda: ping(self._state.store.engine))
             self._probe(DECISION_LOG, self._board.probe)
+            self._learn()
             try:
                 generation = self._board.generation()
             except SQLAlchemyError:
@@ -389,6 +396,16 @@ class Tierwise:
                 finally:
                     self._generation = generation
                     self._reloading.release()
+
+    def _learn(self) -> None:
+        """Read what customer answers taught (a tiny table, shared by every worker through
+        the decision log); while the log is down the last counts stay in use."""
+        if DECISION_LOG in self._down:
+            return
+        try:
+            self._adaptive = self._state.decisions.adaptive_state()
+        except SQLAlchemyError as err:
+            self._mark_down(DECISION_LOG, err)
 
     def _probe(self, store: str, check: Callable[[], None]) -> None:
         try:

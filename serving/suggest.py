@@ -25,10 +25,12 @@ from features.feature import Feature
 from features.spec import FeatureSpec, merged_spec, slugs
 from features.values import as_date
 from models.scoring import Encodings, encode, predict_probabilities, shared_encodings
+from serving.adaptive import EMPTY, AdaptiveState
 from serving.card import Card, customer_card
 from serving.policy import (
     Context,
     Customer,
+    Mode,
     NotShown,
     PolicyConfig,
     Ranking,
@@ -175,6 +177,7 @@ class Decision:
     control: bool
     eligible: tuple[str, ...]  # action keys left after eligibility and the contact policy
     not_shown: tuple[NotShown, ...] = ()
+    mode: Mode = "greedy"  # how the policy ordered it: greedy, control or explore
 
 
 def assess(customer: StoredCustomer, scorer: Scorer, config: PolicyConfig) -> Assessment:
@@ -191,6 +194,7 @@ def suggest(
     now: dt.datetime,
     max_suggestions: int | None,
     decision_id: str,
+    adaptive: AdaptiveState = EMPTY,
 ) -> Decision:
     """The decision for one contact: assessment plus ranked suggestions with reasons.
 
@@ -198,14 +202,15 @@ def suggest(
         declines: action key -> times the customer declined it (``DecisionLog.declines``).
         now: the decision time (UTC), for the contact policy's window.
         max_suggestions: 1..10 (``policy.MAX_SUGGESTIONS``), or None: the queue pressure's.
-        decision_id: decides the control group (``policy.is_control``) and the suggestion ids.
+        decision_id: decides the mode (``policy.decision_mode``) and the suggestion ids.
+        adaptive: what customer answers taught (``DecisionLog.adaptive_state``).
 
     Raises:
         ValueError: ``max_suggestions`` or the queue pressure out of range.
     """
     work = _Work(customer, scorer, config)
     assessment = work.assessment()
-    ranking = work.rank(context, declines, now, max_suggestions, decision_id)
+    ranking = work.rank(context, declines, now, max_suggestions, decision_id, adaptive)
     values = work.point_values()
     suggestions = tuple(
         replace(
@@ -223,6 +228,7 @@ def suggest(
         ranking.control,
         ranking.eligible,
         ranking.not_shown,
+        ranking.mode,
     )
 
 
@@ -237,6 +243,7 @@ def rank(
     decision_id: str,
     probabilities: Mapping[str, float | None],
     uplift: Mapping[str, float] | None = None,
+    adaptive: AdaptiveState = EMPTY,
 ) -> Ranking:
     """The policy's ranking for a customer whose probabilities are already known.
 
@@ -244,10 +251,11 @@ def rank(
     scoring): ``customer.features`` needs only the profile features the policy reads
     (``Scorer.profile_features``), ``probabilities`` maps every target to its calibrated
     probability (None where the customer holds the cross-sell product), and ``uplift``
-    every action with an uplift champion to its predicted uplift.
+    every action with an uplift champion to its predicted uplift; ``adaptive`` is what
+    customer answers taught (read once per batch run).
     """
     work = _Work(customer, scorer, config, probabilities, uplift or {})
-    return work.rank(context, declines, now, max_suggestions, decision_id)
+    return work.rank(context, declines, now, max_suggestions, decision_id, adaptive)
 
 
 def suggestion_id(decision_id: str, action: str) -> str:
@@ -286,6 +294,7 @@ class _Work:
         now: dt.datetime,
         max_suggestions: int | None,
         decision_id: str,
+        adaptive: AdaptiveState = EMPTY,
     ) -> Ranking:
         """The policy's ranking of this customer's actions for a contact."""
         return rank_actions(
@@ -298,6 +307,7 @@ class _Work:
             decision_id,
             self.scorer.product_by_target,
             self.scorer.known_products,
+            adaptive,
         )
 
     def reasons(self, target: str) -> tuple[Reason, ...]:

@@ -204,3 +204,62 @@ def test_a_report_reads_the_decisions_up_to_a_store_date_with_their_feedback(tmp
     )
     everything, _ = read_decision_log(url)
     assert [d.decision_id for d in everything] == ["d3", "d1", "d2"]
+
+
+def answered_log(log: DecisionLog) -> None:
+    """Three decisions of gold and silver customers with answers, a skip and a not_shown."""
+    for i, tier in enumerate(("gold", "gold", "silver")):
+        suggestions = [
+            {
+                "suggestion_id": f"s{i}-r",
+                "action": "retention",
+                "kind": "retention",
+                "probability": 0.25,
+            },
+            {
+                "suggestion_id": f"s{i}-c",
+                "action": "credit_card",
+                "kind": "cross_sell",
+                "probability": 0.1,
+            },
+        ]
+        context = {"channel": "phone", "queue_pressure": "high", "agent_id": "a1", "tier": tier}
+        log.record(make_decision(f"d{i}", f"C{i}", suggestions=suggestions, context=context))
+    log.add_feedback("d0", "s0-r", "accepted", "a1", now=NOW)
+    log.add_feedback("d0", "s0-c", "declined", "a1", now=NOW)
+    log.add_feedback("d1", "s1-r", "declined", "a1", now=NOW)
+    log.add_feedback("d1", "s1-c", "skipped", "a1", now=NOW)
+    log.add_feedback("d2", "s2-r", "not_shown", "a1", now=NOW)
+    log.add_feedback("d2", "s2-c", "accepted", "a1", now=NOW)
+
+
+def test_answers_count_per_action_and_tier_and_skips_only_in_the_skip_counts(log):
+    from serving.adaptive import Cell
+
+    answered_log(log)
+    state = log.adaptive_state()
+    assert state.cell("retention", "gold") == Cell(2, 1, 0.5), "two answers, q 0.25 each"
+    assert state.cell("credit_card", "gold") == Cell(1, 0, 0.1), "the skip counts nothing"
+    assert state.cell("retention", "silver") == Cell(), "not_shown never reached the customer"
+    assert state.cell("credit_card", "silver") == Cell(1, 1, 0.1)
+    skips = state.skips[("high", "phone")]
+    assert (skips.responses, skips.skipped) == (6, 1), "every feedback row, one skip"
+
+
+def test_a_retried_feedback_changes_no_count(log):
+    answered_log(log)
+    before = log.adaptive_state()
+    retry = log.add_feedback("d0", "s0-r", "accepted", "a1", now=NOW)
+    assert not retry.created
+    assert log.adaptive_state() == before, "updates are idempotent per feedback row"
+
+
+def test_counts_rebuilt_from_the_feedback_table_equal_the_incremental_ones(log, tmp_path):
+    from serving.decisions import read_adaptive
+
+    answered_log(log)
+    incremental = log.adaptive_state()
+    assert log.rebuild_counts() == incremental
+    assert log.adaptive_state() == incremental
+    assert read_adaptive(log.url) == incremental, "the batch reads the same counts"
+    assert read_adaptive(f"sqlite:///{tmp_path / 'none.db'}").cells == {}, "no store: nothing"
