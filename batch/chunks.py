@@ -12,7 +12,7 @@ import datetime as dt
 import functools
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -24,7 +24,8 @@ from features.catalogue import feature_index
 from features.spec import FeatureSpec
 from features.values import as_date, as_number, as_text
 from models.scoring import encode, predict_probabilities, probability_column
-from serving.policy import Context, PolicyConfig, Ranking
+from serving.capacity import has_caps
+from serving.policy import MAX_SUGGESTIONS, Context, PolicyConfig, Ranking
 from serving.reasons import reasons_of
 from serving.store import StoredCustomer
 from serving.suggest import CHURN, MAX_REASONS, Scorer, rank
@@ -51,6 +52,9 @@ class ChunkScorer:
     declines: Mapping[str, Mapping[str, list[dt.datetime]]]  # customer -> action -> times
     decided_at: dt.datetime  # the contact policy's window ends here (``run.decision_time``)
     seconds: dict[str, float] = field(default_factory=dict)
+    # customer -> the actions the run's allocation offers (``batch.allocate``); None: the
+    # policy's top list as it is (no caps, or the allocation's own pass over the candidates)
+    allocation: Mapping[str, frozenset[str]] | None = None
 
     @functools.cached_property
     def schema(self) -> pa.Schema:
@@ -69,6 +73,8 @@ class ChunkScorer:
             pa.field("control", pa.bool_()),
             pa.field("holdout_actions", pa.list_(pa.string())),  # listed, then held out
         ]
+        if self.capped:
+            fields.append(pa.field("capped_actions", pa.list_(pa.string())))  # in top, not allotted
         if self.options.reasons:
             fields.append(pa.field("churn_reasons", pa.list_(pa.string())))
         for i in range(1, self.options.top + 1):
@@ -105,6 +111,12 @@ class ChunkScorer:
             out[probability_column(target)] = p
         with self.timed("policy"):
             rankings = self._rankings(chunk, context, probabilities)
+        if self.capped:
+            allotted = [
+                self._allot(r, c) for r, c in zip(rankings, out["customer_id"], strict=True)
+            ]
+            rankings = [r for r, _ in allotted]
+            out["capped_actions"] = [capped for _, capped in allotted]
         out["churn_risk"] = [r.risk_band for r in rankings]
         out["control"] = [r.control for r in rankings]
         out["holdout_actions"] = [
@@ -123,6 +135,39 @@ class ChunkScorer:
             out[prefix + "expected_value"] = [s.expected_value if s else np.nan for s in shown]
         out["model_versions"] = ",".join(f"{n}={v}" for n, v in self.scorer.versions.items())
         return out[self.schema.names]
+
+    @property
+    def capped(self) -> bool:
+        """Whether the policy caps this run's offers (the allocation decides the lists)."""
+        return has_caps(self.policy.capacity, self.options.channel)
+
+    def candidates(self, chunk: pd.DataFrame) -> pd.DataFrame:
+        """Every customer's candidates in the policy's order, for ``batch.allocate``: with
+        caps the policy lists up to ``MAX_SUGGESTIONS``, so a capped offer's place can be
+        filled by the next."""
+        with self.timed("allocation.rank"):
+            probabilities = self._probabilities(chunk)
+            rankings = self._rankings(
+                chunk, tier_context(chunk, self.population, self.spec), probabilities
+            )
+        rows = [
+            (c, s.action, s.expected_value, s.rank)
+            for c, r in zip(chunk["customer_id"].astype(str), rankings, strict=True)
+            for s in r.suggestions
+        ]
+        return pd.DataFrame(rows, columns=["customer_id", "action", "expected_value", "order"])
+
+    def _allot(self, ranking: Ranking, customer_id: str) -> tuple[Ranking, list[str]]:
+        """The customer's list as allocated (at most ``top``, the rest moving up) and the
+        actions of the policy's top list a cap took off it."""
+        top = ranking.suggestions[: self.options.top]
+        if self.allocation is None:
+            return replace(ranking, suggestions=top), []
+        allowed = self.allocation.get(customer_id, frozenset())
+        kept = [s for s in ranking.suggestions if s.action in allowed][: self.options.top]
+        kept = [replace(s, rank=i) for i, s in enumerate(kept, start=1)]
+        capped = [s.action for s in top if s.action not in allowed]
+        return replace(ranking, suggestions=tuple(kept)), capped
 
     def _probabilities(self, chunk: pd.DataFrame) -> dict[str, np.ndarray]:
         matrices = encode(self.scorer.encodings, chunk)
@@ -173,7 +218,7 @@ class ChunkScorer:
                     context_,
                     self.declines.get(customer_id, {}),
                     now,
-                    self.options.top,
+                    MAX_SUGGESTIONS if self.capped else self.options.top,
                     f"batch:{self.as_of.isoformat()}:{customer_id}",
                     {t: as_number(v[i]) for t, v in zip(targets, values, strict=True)},
                     {a: u[i] for a, u in uplift.items()},

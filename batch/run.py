@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
 
+from batch.allocate import allocate
 from batch.chunks import ChunkScorer
 from batch.inputs import Population, stage_inputs, staged
 from batch.online import store_chunks, store_info
@@ -160,6 +161,8 @@ def run_batch(
         job = _chunk_scorer(
             ds, staged(inputs), models, policy, spec, options, as_of, declines, decided_at
         )
+        with _timed(seconds, "allocation"):
+            job = _allocated(ds, job, staged(inputs))
         with _timed(seconds, "scoring"):
             parts, resumed = _score(ds, job, inputs, staging, key, spark, progress)
         seconds.update({f"scoring.{k}": v for k, v in sorted(job.seconds.items())})
@@ -205,6 +208,25 @@ def _chunk_scorer(
     declined = {c: dict(acts) for c, acts in declines.items()}
     scorer = Scorer.from_models(models)
     return ChunkScorer(scorer, policy, population, spec, options, as_of, declined, decided_at)
+
+
+def _allocated(ds: Dataset, job: ChunkScorer, table: str) -> ChunkScorer:
+    """With caps on the run's offers: every customer's candidates, read chunk by chunk on
+    this machine, allocated across the whole base at once (``batch.allocate``); the
+    allocation then decides each customer's list on either engine. Without caps: ``job``."""
+    if not job.capped:
+        return job
+    n = int(job.options.chunk_rows)
+    frames = []
+    for offset in range(0, _count(ds, table, job.as_of), n):
+        chunk = ds.con.execute(
+            f"SELECT * FROM {table} ORDER BY customer_id LIMIT {n} OFFSET {offset}"
+        ).df()
+        frames.append(job.candidates(chunk))
+    found = pd.concat(frames, ignore_index=True)
+    mask = allocate(found, job.policy.capacity, job.options.channel, job.options.top)
+    offered = found[mask].groupby("customer_id")["action"]
+    return dataclasses.replace(job, allocation={c: frozenset(a) for c, a in offered})
 
 
 def _score(
