@@ -24,6 +24,7 @@ from features.catalogue import feature_index
 from features.spec import FeatureSpec
 from features.values import as_date, as_number, as_text
 from models.scoring import encode, predict_probabilities, probability_column
+from serving.adaptive import EMPTY, AdaptiveState
 from serving.capacity import has_caps
 from serving.policy import MAX_SUGGESTIONS, Context, PolicyConfig, Ranking
 from serving.reasons import reasons_of
@@ -55,6 +56,7 @@ class ChunkScorer:
     # customer -> the actions the run's allocation offers (``batch.allocate``); None: the
     # policy's top list as it is (no caps, or the allocation's own pass over the candidates)
     allocation: Mapping[str, frozenset[str]] | None = None
+    adaptive: AdaptiveState = EMPTY  # what answers taught, read once per run
 
     @functools.cached_property
     def schema(self) -> pa.Schema:
@@ -222,6 +224,7 @@ class ChunkScorer:
                     f"batch:{self.as_of.isoformat()}:{customer_id}",
                     {t: as_number(v[i]) for t, v in zip(targets, values, strict=True)},
                     {a: u[i] for a, u in uplift.items()},
+                    self.adaptive,
                 )
             )
         return out

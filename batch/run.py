@@ -59,6 +59,7 @@ from features.contract import Dataset, fingerprint
 from features.spec import FeatureSpec, merged_spec
 from features.sql import literal
 from models.scoring import ModelSet
+from serving.adaptive import EMPTY, AdaptiveState
 from serving.policy import PolicyConfig, decline_window
 from serving.store import OnlineStore
 from serving.suggest import Scorer
@@ -125,6 +126,7 @@ def run_batch(
     store: OnlineStore | None = None,
     declines: Mapping[str, Mapping[str, list[dt.datetime]]] | None = None,
     decided_at: dt.datetime | None = None,
+    adaptive: AdaptiveState | None = None,
     spark: SparkSession | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> BatchResult:
@@ -138,6 +140,8 @@ def run_batch(
             contact policy; none by default.
         decided_at: the decision time the contact policy's window ends at; by default the
             time ``read_declines`` read ``declines`` at, else ``decision_time(as_of)``.
+        adaptive: what customer answers taught (``serving.adaptive``); by default the
+            counts ``read_declines`` read with ``declines``, else none.
         spark: the session for ``options.engine == "spark"`` (``spark_session()`` by default).
         progress: called with (parts done, parts in all) as parts finish.
 
@@ -147,9 +151,10 @@ def run_batch(
     """
     started = time.perf_counter()
     decided_at = decided_at or getattr(declines, "decided_at", None) or decision_time(as_of)
+    adaptive = adaptive or getattr(declines, "adaptive", EMPTY)
     declines = declines or {}
     spec = merged_spec([s for s, _ in models.by_spec()])
-    key = run_key(ds, as_of, models, policy, options, declines)
+    key = run_key(ds, as_of, models, policy, options, declines, adaptive)
     runs = runs_folder(out)
     seconds: dict[str, float] = {}
     with locked(runs, out):
@@ -161,6 +166,7 @@ def run_batch(
         job = _chunk_scorer(
             ds, staged(inputs), models, policy, spec, options, as_of, declines, decided_at
         )
+        job = dataclasses.replace(job, adaptive=adaptive)
         with _timed(seconds, "allocation"):
             job = _allocated(ds, job, staged(inputs))
         with _timed(seconds, "scoring"):
@@ -300,8 +306,10 @@ def run_key(
     policy: PolicyConfig,
     options: BatchOptions,
     declines: Mapping[str, Mapping[str, list[dt.datetime]]],
+    adaptive: AdaptiveState = EMPTY,
 ) -> str:
-    """A hash of everything a run's output depends on."""
+    """A hash of everything a run's output depends on (the adaptive counts only when there
+    are any, so runs before anything was learned keep their keys)."""
     payload = {
         "format": FORMAT,
         "data": fingerprint(ds),
@@ -315,17 +323,24 @@ def run_key(
             for c, acts in sorted(declines.items())
         },
     }
+    if adaptive.cells:
+        payload["adaptive"] = adaptive.fingerprint()
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
 class Declines(dict[str, dict[str, list[dt.datetime]]]):
-    """Customer -> action -> decline times, as read at ``decided_at`` (``read_declines``)."""
+    """Customer -> action -> decline times, as read at ``decided_at`` (``read_declines``),
+    with the adaptive counts read at the same time (``adaptive``)."""
 
     def __init__(
-        self, declines: Mapping[str, dict[str, list[dt.datetime]]], decided_at: dt.datetime
+        self,
+        declines: Mapping[str, dict[str, list[dt.datetime]]],
+        decided_at: dt.datetime,
+        adaptive: AdaptiveState = EMPTY,
     ):
         super().__init__(declines)
         self.decided_at = decided_at
+        self.adaptive = adaptive
 
 
 def decision_time(as_of: dt.date, now: dt.datetime | None = None) -> dt.datetime:
@@ -345,12 +360,13 @@ def read_declines(
 
     The window is the service's (``policy.decline_window``), ending at
     ``decision_time(as_of, now)``, which the result carries as ``decided_at`` for
-    ``run_batch``. An SQLite decision log that does not exist yet has no declines (nothing
-    is created).
+    ``run_batch``, with the adaptive counts (``serving.decisions.read_adaptive``: read once
+    per run, here) as ``adaptive``. An SQLite decision log that does not exist yet has no
+    declines and nothing learned (nothing is created).
     """
     import sqlalchemy as sa
 
-    from serving.decisions import DecisionLog
+    from serving.decisions import DecisionLog, read_adaptive
 
     decided_at = decision_time(as_of, now)
     path = sa.engine.make_url(url).database
@@ -359,7 +375,7 @@ def read_declines(
     since, until = decline_window(decided_at, policy)
     log = DecisionLog(url)
     try:
-        return Declines(log.all_declines(since, until), decided_at)
+        return Declines(log.all_declines(since, until), decided_at, read_adaptive(url))
     finally:
         log.close()
 
