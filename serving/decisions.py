@@ -169,11 +169,24 @@ _UPDATE_OUTCOME = sa.update(outcomes_table).where(
 )
 
 
+inputs_table = sa.Table(
+    "decision_inputs",
+    _META,
+    # What the policy read of the customer and the models (``serving.replay``), so another
+    # policy can rank the decision again; a table of its own, like ``decision_not_shown``,
+    # so that logs from before it read as they are (their decisions have no inputs).
+    sa.Column(
+        "decision_id", sa.String(64), sa.ForeignKey("decisions.decision_id"), primary_key=True
+    ),
+    sa.Column("inputs", sa.Text, nullable=False),  # JSON: ``replay.policy_inputs``
+)
+
 _INSERT_DECISION = sa.insert(decisions_table)
 _INSERT_NOT_SHOWN = sa.insert(not_shown_table)
+_INSERT_INPUTS = sa.insert(inputs_table)
 _GET_DECISION = (
-    sa.select(decisions_table, not_shown_table.c.not_shown)
-    .select_from(decisions_table.outerjoin(not_shown_table))
+    sa.select(decisions_table, not_shown_table.c.not_shown, inputs_table.c.inputs)
+    .select_from(decisions_table.outerjoin(not_shown_table).outerjoin(inputs_table))
     .where(decisions_table.c.decision_id == sa.bindparam("decision_id"))
 )
 _DECLINED = feedback_table.c.response == "declined"
@@ -230,6 +243,8 @@ class DecisionRecord:
     model_versions: Mapping[str, str]
     as_of: dt.date | None = None
     not_shown: Sequence[Mapping[str, Any]] = field(default_factory=list)
+    # the policy's inputs (``replay.policy_inputs``); None for decisions logged before them
+    inputs: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -547,21 +562,24 @@ def read_decision_log(
 
 
 def read_decisions(url: str, until: dt.datetime | None = None) -> list[DecisionRecord] | None:
-    """Every decision made at or before ``until``, oldest first, with its not-shown list.
+    """Every decision made at or before ``until``, oldest first, with its not-shown list
+    and the policy's inputs.
 
-    For outcomes, which need what was held out as well as what was shown. Read-only like
-    ``read_decision_log``: None without the store or its ``decisions`` table; a log from
-    before the not-shown lists were kept reads with empty lists.
+    For outcomes, which need what was held out as well as what was shown, and off-policy
+    evaluation, which ranks each decision again. Read-only like ``read_decision_log``:
+    None without the store or its ``decisions`` table; a log from before the not-shown
+    lists or the inputs were kept reads with empty lists and no inputs.
     """
     with _reading(url) as engine:
         if engine is None or not _has_tables(engine, decisions_table):
             return None
-        if _has_tables(engine, not_shown_table):
-            query = sa.select(decisions_table, not_shown_table.c.not_shown).select_from(
-                decisions_table.outerjoin(not_shown_table)
-            )
-        else:
-            query = sa.select(decisions_table)
+        joined: sa.FromClause = decisions_table
+        columns: list[Any] = [decisions_table]
+        for table, column in ((not_shown_table, "not_shown"), (inputs_table, "inputs")):
+            if _has_tables(engine, table):
+                joined = joined.outerjoin(table)
+                columns.append(table.c[column])
+        query = sa.select(*columns).select_from(joined)
         if until is not None:
             query = query.where(decisions_table.c.created_at <= _naive_utc(until))
         order = (decisions_table.c.created_at, decisions_table.c.decision_id)
@@ -668,6 +686,7 @@ def record_of(decision: Decision, context: Context, now: dt.datetime) -> Decisio
             }
             for n in decision.not_shown
         ],
+        inputs=dict(decision.inputs) or None,
     )
 
 
@@ -699,8 +718,10 @@ def without_capped(decision: Decision, refused: Mapping[str, str]) -> Decision:
 
 
 def decision_record(row) -> DecisionRecord:
-    """A ``decisions`` table row as a record (times in UTC), with ``not_shown`` if selected."""
+    """A ``decisions`` table row as a record (times in UTC), with ``not_shown`` and
+    ``inputs`` if selected."""
     not_shown = row._mapping.get("not_shown")
+    inputs = row._mapping.get("inputs")
     return DecisionRecord(
         decision_id=row.decision_id,
         customer_id=row.customer_id,
@@ -712,6 +733,7 @@ def decision_record(row) -> DecisionRecord:
         model_versions=json.loads(row.model_versions),
         as_of=row.as_of,
         not_shown=json.loads(not_shown) if not_shown else [],
+        inputs=json.loads(inputs) if inputs else None,
     )
 
 
@@ -749,6 +771,10 @@ def _insert_decision(conn: sa.Connection, decision: DecisionRecord) -> None:
         _INSERT_NOT_SHOWN,
         {"decision_id": decision.decision_id, "not_shown": _json(list(decision.not_shown))},
     )
+    if decision.inputs is not None:
+        conn.execute(
+            _INSERT_INPUTS, {"decision_id": decision.decision_id, "inputs": _json(decision.inputs)}
+        )
 
 
 def _take(conn: sa.Connection, caps: Sequence[Cap], at: dt.datetime) -> Cap | None:

@@ -39,6 +39,7 @@ from serving.policy import (
     risk_band,
 )
 from serving.reasons import Reason, suggestion_points, talking_points, top_reasons
+from serving.replay import policy_inputs
 
 if TYPE_CHECKING:
     import numpy as np
@@ -178,6 +179,9 @@ class Decision:
     eligible: tuple[str, ...]  # action keys left after eligibility and the contact policy
     not_shown: tuple[NotShown, ...] = ()
     mode: Mode = "greedy"  # how the policy ordered it: greedy, control or explore
+    # what the policy read of the customer and models (``replay.policy_inputs``): logged so
+    # another policy can rank this decision again (``monitoring.evaluation``)
+    inputs: Mapping[str, Any] = field(default_factory=dict)
 
 
 def assess(customer: StoredCustomer, scorer: Scorer, config: PolicyConfig) -> Assessment:
@@ -229,6 +233,9 @@ def suggest(
         ranking.eligible,
         ranking.not_shown,
         ranking.mode,
+        policy_inputs(
+            work.policy_customer(), scorer.product_by_target, scorer.known_products, max_suggestions
+        ),
     )
 
 
