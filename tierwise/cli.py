@@ -542,3 +542,56 @@ def outcomes(
     )
     if run.unknown:
         typer.echo(f"{run.unknown:,} decisions name a customer the data does not have", err=True)
+
+
+@app.command("evaluate-policy")
+def evaluate_policy(
+    policy: Annotated[Path, typer.Option("--policy", help="The candidate policy's YAML file.")],
+    current: Annotated[
+        Path | None,
+        typer.Option(
+            "--current",
+            help="The policy the decisions were made with, for the value of actions it did "
+            "not show (default: TIERWISE_POLICY_FILE, else the defaults).",
+        ),
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="First day of decisions (YYYY-MM-DD, UTC).")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option("--until", help="Last day of decisions (YYYY-MM-DD, UTC).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="The bootstrap's seed.")] = 0,
+) -> None:
+    """Estimate a candidate policy's acceptances and accepted value per decision on the
+    logged decisions (IPS, self-normalised IPS and doubly robust, 95% bootstrap intervals),
+    beside the current policy's observed figures, before it reaches an agent."""
+    import datetime as dt
+
+    from monitoring.evaluation import evaluate_log, evaluation_table
+    from serving.policy import PolicyError, read_policy
+
+    config = settings()
+    days = {}
+    for name, given in (("since", since), ("until", until)):
+        try:
+            days[name] = None if given is None else dt.date.fromisoformat(given)
+        except ValueError:
+            _fail(f"--{name} must be a date (YYYY-MM-DD), got {given!r}")
+    try:
+        candidate = read_policy(policy)
+        logging_policy = read_policy(current or config.policy_file)
+    except PolicyError as err:
+        _fail(str(err))
+    try:
+        result = evaluate_log(config.decisions_url(), candidate, logging_policy, seed=seed, **days)
+    except LookupError as err:
+        _fail(str(err))
+    counts = result["decisions"]
+    typer.echo(
+        f"{counts['used']:,} of {counts['read']:,} decisions evaluated; effective sample size "
+        f"{result['effective_sample_size']:,.0f}; {result['method']['interval']}"
+    )
+    typer.echo(evaluation_table(result))
+    for warning in result["warnings"]:
+        typer.echo(f"WARNING {warning}", err=True)
