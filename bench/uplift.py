@@ -48,16 +48,20 @@ every arm) and the same draws. What differs is only the ranking signal:
 - ``uplift_ungated``: the same with every fitted model, past the gate or not: what the
   signal is worth before the gate trusts it (a diagnostic, never what the service runs).
 
-The counterfactual charges no contact cost to any arm (what an offer costs is the policy's
-business, not the simulator's), so an arm that offers more is not penalised for it.
+The goal's figure charges no contact cost to any arm, so an arm that offers more is not
+penalised for it; each arm's value net of the policy's ``contact_cost`` per offer is
+reported beside it.
 
 Reported per seed: incremental value per 1,000 calls of each arm with a seeded bootstrap 95%
 interval over calls, the uplift - propensity difference and the ratio with theirs, offers per
 1,000 calls, and the effects measured against the holdout per action and tier
 (``monitoring.effects``) beside the true ones; over the seeds, each figure side by side with
-the median and the goals checked on every seed. Writes ``bench/results/uplift.json``.
+the median and the goals checked on every seed. Writes ``bench/results/uplift.json``. The
+simulation repeats by seed on given champions; the champions a seed's home trains can
+differ on a loaded machine (training's search has a time budget), so use ``--home`` and
+``--data`` for exact repeats.
 
-    python bench/uplift.py                      # 3 periods x 1,500 calls, seeds 0-3: ~10 min
+    python bench/uplift.py                      # 3 periods x 1,500 calls, seeds 0-3: 12-23 min
     python bench/uplift.py --periods 2 --calls-per-period 500 --seed 1
     python bench/uplift.py --home H --data D    # champions of an existing home (no training)
 """
@@ -205,7 +209,7 @@ def simulate(world: World, config: SimulationConfig) -> dict:
     outcomes = read_outcomes(world.log.url)
     frame = pd.concat(evaluated, ignore_index=True)
     return {
-        "arms": _bootstrap(frame, config.bootstrap, config.seed),
+        "arms": _bootstrap(frame, config.bootstrap, config.seed, world.policy.contact_cost),
         "per_period": per_period,
         "effects": _effects(outcomes, world.customers, response),
         "decisions": int(outcomes["decision_id"].nunique()),
@@ -398,12 +402,15 @@ def _per_1000(frame: pd.DataFrame) -> dict:
     return {arm: round(float(frame[arm].mean() * 1000), 1) for arm in ARMS}
 
 
-def _bootstrap(frame: pd.DataFrame, replicates: int, seed: int) -> dict:
+def _bootstrap(frame: pd.DataFrame, replicates: int, seed: int, contact_cost: float) -> dict:
     """Incremental value per 1,000 calls of each arm, the uplift - propensity difference and
     ratio, with percentile 95% intervals from a seeded bootstrap over calls; offers per 1,000
-    calls."""
+    calls; and each arm's value net of the policy's contact cost per offer (beside the goal's
+    figure: an arm that offers more pays for it there)."""
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, len(frame), (replicates, len(frame)))
+    net = {arm: (frame[arm] - contact_cost * frame[f"{arm}_offers"]).to_numpy() for arm in ARMS}
+    net_draws = {arm: v[idx].mean(axis=1) * 1000 for arm, v in net.items()}
     values = {arm: frame[arm].to_numpy() for arm in ARMS}
     draws = {arm: v[idx].mean(axis=1) * 1000 for arm, v in values.items()}
     point = {arm: float(v.mean() * 1000) for arm, v in values.items()}
@@ -423,6 +430,10 @@ def _bootstrap(frame: pd.DataFrame, replicates: int, seed: int) -> dict:
         **out,
         "offers_per_1000_calls": {
             arm: round(float(frame[f"{arm}_offers"].mean() * 1000), 1) for arm in ARMS
+        },
+        "contact_cost": contact_cost,
+        "net_per_1000_calls": {
+            arm: _figure(float(net[arm].mean() * 1000), net_draws[arm]) for arm in ARMS
         },
     }
 
@@ -518,6 +529,16 @@ def summarize(runs: list[dict]) -> dict:
         }
         for arm in ARMS
     }
+    out["net_per_1000_calls"] = {
+        arm: {
+            "by_seed": {
+                str(s): r["arms"]["net_per_1000_calls"][arm]
+                for s, r in zip(seeds, runs, strict=True)
+            },
+            "median": _median([r["arms"]["net_per_1000_calls"][arm]["value"] for r in runs]),
+        }
+        for arm in ARMS
+    }
     covered = {str(s): r["effects"]["covered_share"] for s, r in zip(seeds, runs, strict=True)}
     out["effects_covered_share"] = {"by_seed": covered, "median": _median(list(covered.values()))}
     out["goals"] = {
@@ -539,7 +560,7 @@ def _median(values: list[float]) -> float:
 
 def table(runs: list[dict]) -> str:
     """The figures of every seed as a short text table: value [95% interval] per 1,000 calls."""
-    head = ["seed", *ARMS, "uplift / propensity", "offers per 1,000 calls", "covered"]
+    head = ["seed", *ARMS, "uplift / propensity", "offers per 1,000", "net of cost", "covered"]
     rows = [head]
     for r in runs:
         a = r["arms"]
@@ -549,6 +570,7 @@ def table(runs: list[dict]) -> str:
                 *(_text(a[f"{arm}_per_1000_calls"]) for arm in ARMS),
                 _text(a["ratio"], 2),
                 " / ".join(f"{a['offers_per_1000_calls'][arm]:,.0f}" for arm in ARMS),
+                " / ".join(f"{a['net_per_1000_calls'][arm]['value']:,.0f}" for arm in ARMS),
                 f"{r['effects']['covered_share']:.0%}",
             ]
         )
