@@ -58,6 +58,13 @@ Over the seeds: each figure side by side with the median and the goals per seed.
     python bench/adaptive.py                         # 20,000 calls, seeds 0-2
     python bench/adaptive.py --calls 4000 --seed 5
     python bench/adaptive.py --home H --data D       # champions of an existing home
+    python bench/adaptive.py --max-suggestions 1 --caps-calls 0 \
+        --out bench/results/adaptive-top1.json --plot bench/results/adaptive-top1-regret.png
+
+With the queue pressure's lists (3 at normal pressure) nearly every eligible action is
+shown whatever the order, so before the new action the three arms show the same and only
+the new action separates them; one suggestion per call (``--max-suggestions 1``) makes the
+order decide, and so measures what the learned per-tier ratios are worth.
 """
 
 from __future__ import annotations
@@ -99,6 +106,9 @@ class SimulationConfig:
     new_action_at: float = 0.5  # the new action is added after this share of the calls
     checkpoint_calls: int = 100  # the step of the regret curve and the new action's estimate
     tolerance: float = 0.1  # the new action's estimate is stable within this relative error
+    # the request's max_suggestions for every call (None: the queue pressure's list, 1 to 5);
+    # 1 makes the order, and so what answers teach, decide what an agent shows
+    max_suggestions: int | None = None
     # ``PolicyConfig.capacity`` of the adaptive arm, as the service applies it (the running
     # caps taken as the decision is logged); None: no caps. The caps check's run, apart:
     # the static and oracle arms rank without running caps, so the main run has none.
@@ -122,6 +132,7 @@ class Call:
     channel: str
     pressure: str
     at: dt.datetime
+    limit: int | None = None  # the request's max_suggestions
 
 
 @dataclass
@@ -267,6 +278,7 @@ def _calls(rng: np.random.Generator, ids: np.ndarray, config: SimulationConfig, 
             str(channel[i]),
             str(pressure[i]),
             start + dt.timedelta(seconds=i * step),
+            config.max_suggestions,
         )
         for i in range(n)
     ]
@@ -319,7 +331,7 @@ def _ranked(world, customer, policy, call: Call, probabilities, adaptive, tally:
     declines = {
         a: [t for t in times if t >= since] for a, times in tally.declines[call.customer_id].items()
     }
-    args = (customer, world.scorer, policy, _context(call), declines, call.at, None)
+    args = (customer, world.scorer, policy, _context(call), declines, call.at, call.limit)
     ranking = rank(*args, call.decision_id, probabilities, None, adaptive or EMPTY)
     return ranking.suggestions
 
@@ -342,8 +354,8 @@ def _suggested(world, customer, policy, call: Call, probabilities, state):
     since, _ = decline_window(call.at, policy)
     declines = world.log.declines(call.customer_id, since)
     context = _context(call)
-    args = (customer, world.scorer, policy, context, declines, call.at, None, call.decision_id)
-    ranking = rank(*args, probabilities, None, state)
+    args = (customer, world.scorer, policy, context, declines, call.at, call.limit)
+    ranking = rank(*args, call.decision_id, probabilities, None, state)
     suggestions = tuple(
         replace(s, suggestion_id=suggestion_id(call.decision_id, s.action))
         for s in ranking.suggestions
@@ -360,7 +372,7 @@ def _suggested(world, customer, policy, call: Call, probabilities, state):
             _Work(customer, world.scorer, policy, probabilities).policy_customer(),
             world.scorer.product_by_target,
             world.scorer.known_products,
-            None,
+            call.limit,
         ),
     )
     caps = {s.action: caps_of(s.action, call.channel, policy.capacity) for s in suggestions}
@@ -606,7 +618,7 @@ def _true_value(world, candidate, state, rank_of: dict, hidden, config: Simulati
             a: [t for t in times if t < call.at]
             for a, times in world.log.declines(call.customer_id, since).items()
         }
-        args = (customer, world.scorer, greedy, _context(call), declines, call.at, None)
+        args = (customer, world.scorer, greedy, _context(call), declines, call.at, call.limit)
         period = call.index // config.calls_per_period
         for s in rank(*args, call.decision_id, probabilities, None, state).suggestions:
             p = hidden.acceptance(s.action, customer.tier, s.probability, period)
@@ -804,6 +816,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--calls", type=int, default=SimulationConfig.calls)
     parser.add_argument("--seed", type=int, nargs="+", default=list(SEEDS))
     parser.add_argument("--customers", type=int, default=SimulationConfig.customers)
+    parser.add_argument(
+        "--max-suggestions", type=int, help="every call's list length (default: by pressure)"
+    )
     parser.add_argument("--home", type=Path, help="an existing home with promoted champions")
     parser.add_argument("--data", type=Path, help="the demo data the home was trained on")
     parser.add_argument(
@@ -819,7 +834,13 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--home and --data go together")
     runs = []
     for seed in args.seed:
-        config = replace(SimulationConfig(), calls=args.calls, seed=seed, customers=args.customers)
+        config = replace(
+            SimulationConfig(),
+            calls=args.calls,
+            seed=seed,
+            customers=args.customers,
+            max_suggestions=args.max_suggestions,
+        )
         runs.append(run(config, args.home, args.data))
         print(f"seed {seed} done in {runs[-1]['seconds']['total']:.0f} s", flush=True)
     print("accepted value after", f"{args.calls:,}", "calls")
@@ -832,6 +853,7 @@ def main(argv: list[str] | None = None) -> None:
             calls=args.caps_calls,
             seed=args.seed[0],
             customers=args.customers,
+            max_suggestions=args.max_suggestions,
             capacity=CAPS,
         )
         caps = run(config, args.home, args.data)["caps"]
