@@ -389,15 +389,7 @@ def _assessment(world, customer, probabilities, policy):
     return Assessment(
         customer_id=c.customer_id,
         as_of=c.as_of,
-        tier=TierView(
-            c.tier,
-            c.tier_rank,
-            c.value,
-            c.value_tier,
-            c.tier_reason,
-            c.next_tier,
-            c.gap_to_next_tier,
-        ),
+        tier=TierView.of(c),
         churn=ChurnView(churn, risk_band(churn, policy), ()),
         upgrade=UpgradeView(probabilities.get("upgrade"), c.next_tier, c.gap_to_next_tier),
         cross_sell=(),

@@ -124,6 +124,19 @@ class TierView:
     next_tier: str | None
     gap_to_next_tier: float | None
 
+    @classmethod
+    def of(cls, c: StoredCustomer) -> TierView:
+        """A stored customer's tier as the assessment shows it."""
+        return cls(
+            c.tier,
+            c.tier_rank,
+            c.value,
+            c.value_tier,
+            c.tier_reason,
+            c.next_tier,
+            c.gap_to_next_tier,
+        )
+
 
 @dataclass(frozen=True)
 class ChurnView:
@@ -344,15 +357,7 @@ class _Work:
         return Assessment(
             customer_id=c.customer_id,
             as_of=c.as_of,
-            tier=TierView(
-                c.tier,
-                c.tier_rank,
-                c.value,
-                c.value_tier,
-                c.tier_reason,
-                c.next_tier,
-                c.gap_to_next_tier,
-            ),
+            tier=TierView.of(c),
             churn=ChurnView(
                 churn,
                 risk_band(churn, self.config),
