@@ -120,3 +120,35 @@ def _check_tree(tree: dict[str, str], features: int) -> None:
     ends = sorted(~c for c in children if c < 0)
     if nodes != list(range(1, splits)) or ends != list(range(leaves)):
         raise ValueError("left_child and right_child do not form a tree")
+
+
+def blend_boosters(boosters: list[lgb.Booster]) -> lgb.Booster:
+    """One booster whose raw score is the mean of ``boosters``' raw scores (log-odds).
+
+    Each tree of each booster is copied with its leaf values divided by their number, so
+    predictions and TreeSHAP contributions (both sums over trees) are exactly the means of
+    theirs, and the result is an ordinary LightGBM text model that serving, the batch and
+    the pyfunc flavour load as they load any other. The boosters must share their features
+    (they were fitted on the same encoding); the first one's header is kept.
+    """
+    weight = 1.0 / len(boosters)
+    head, trees = "", []
+    for booster in boosters:
+        text = check_model_text(booster.model_to_string())
+        own_head, _, rest = text.partition("\nTree=")
+        head = head or own_head
+        body = rest.partition(f"\n{END_OF_TREES}\n")[0]
+        trees += [_scaled_tree(block, weight) for block in body.split("\nTree=")]
+    numbered = (f"Tree={i}\n{tree}" for i, tree in enumerate(trees))
+    return lgb.Booster(model_str=head + "\n" + "\n\n".join(numbered) + f"\n\n\n{END_OF_TREES}\n")
+
+
+def _scaled_tree(block: str, weight: float) -> str:
+    """One tree's text without its ``Tree=`` index line, its leaf and node values times
+    ``weight``."""
+    lines = block.strip("\n").split("\n")[1:]
+    for i, line in enumerate(lines):
+        key, _, values = line.partition("=")
+        if key in ("leaf_value", "internal_value"):
+            lines[i] = key + "=" + " ".join(repr(float(v) * weight) for v in values.split())
+    return "\n".join(lines)

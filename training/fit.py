@@ -95,6 +95,47 @@ def _halve(index: np.ndarray, y: np.ndarray, seed: int, test_size: float):
     return train_test_split(index, test_size=test_size, random_state=seed, stratify=stratify)
 
 
+def matrix_dataset(
+    x: np.ndarray, y: np.ndarray, encoding: Encoding, reference: lgb.Dataset | None = None
+) -> lgb.Dataset:
+    """A LightGBM dataset of encoded rows (native categoricals from the encoding).
+
+    Binning a large matrix costs more than a small model's training, so a target's datasets
+    are built once and shared by every configuration fitted on them: LightGBM's
+    ``feature_pre_filter`` is off because it would tie the bins to one ``min_child_samples``.
+    ``reference`` gives validation rows the training rows' bins.
+    """
+    return lgb.Dataset(
+        x,
+        y,
+        feature_name=encoding.features,
+        categorical_feature=encoding.categorical_indices,
+        reference=reference,
+        params={"feature_pre_filter": False},
+        free_raw_data=True,
+    )
+
+
+def train_booster(
+    params: BoosterParams,
+    train: lgb.Dataset,
+    valid: lgb.Dataset | None,
+    seed: int,
+    threads: int,
+    rounds: int | None = None,
+) -> lgb.Booster:
+    """Train on ``train``: stopped early on ``valid``, or for exactly ``rounds`` without it."""
+    if valid is None:
+        return lgb.train(params.lightgbm(seed, threads), train, num_boost_round=max(rounds or 1, 1))
+    return lgb.train(
+        params.lightgbm(seed, threads),
+        train,
+        num_boost_round=params.max_rounds,
+        valid_sets=[valid],
+        callbacks=[lgb.early_stopping(params.early_stopping_rounds, verbose=False)],
+    )
+
+
 def fit_booster(
     x_train: np.ndarray,
     y_train: np.ndarray,
@@ -105,30 +146,10 @@ def fit_booster(
     seed: int,
     threads: int,
 ) -> lgb.Booster:
-    """Train with early stopping on the validation rows; native categoricals from the encoding."""
-    names = encoding.features
-    categorical = encoding.categorical_indices
-    train = lgb.Dataset(
-        x_train, y_train, feature_name=names, categorical_feature=categorical, free_raw_data=True
-    )
-    valid = lgb.Dataset(x_valid, y_valid, reference=train)
-    return lgb.train(
-        params.lightgbm(seed, threads),
-        train,
-        num_boost_round=params.max_rounds,
-        valid_sets=[valid],
-        callbacks=[lgb.early_stopping(params.early_stopping_rounds, verbose=False)],
-    )
-
-
-def subsample(mask: np.ndarray, cap: int, seed: int) -> np.ndarray:
-    """``mask`` with at most ``cap`` of its rows left on, chosen at random by ``seed``."""
-    index = np.flatnonzero(mask)
-    if len(index) <= cap:
-        return mask.copy()
-    keep = np.zeros_like(mask, dtype=bool)
-    keep[np.random.default_rng(seed).choice(index, cap, replace=False)] = True
-    return keep
+    """Train with early stopping on the validation rows, on datasets built for this one fit."""
+    train = matrix_dataset(x_train, y_train, encoding)
+    valid = matrix_dataset(x_valid, y_valid, encoding, reference=train)
+    return train_booster(params, train, valid, seed, threads)
 
 
 def fit_baseline(x_train: pd.DataFrame, y_train: np.ndarray, seed: int):

@@ -16,12 +16,27 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, Field
 
+from models.booster import blend_boosters
 from models.model import Encoding, Predictor
 from serving.policy import Customer, PolicyConfig, action_value
 from training.calibration import CalibrationChoice, choose_calibration
 from training.evaluate import operating_threshold, profit_curve, score_metrics
-from training.fit import BoosterParams, Split, fit_baseline, fit_booster, split_rows
-from training.search import Candidate, CandidateFit, best_fit, default_candidates, search_boosters
+from training.fit import (
+    BoosterParams,
+    Split,
+    fit_baseline,
+    matrix_dataset,
+    split_rows,
+    train_booster,
+)
+from training.search import (
+    Candidate,
+    CandidateFit,
+    TargetRows,
+    choose,
+    default_candidates,
+    search_boosters,
+)
 
 
 class TrainingConfig(BaseModel):
@@ -50,6 +65,13 @@ class TrainingConfig(BaseModel):
         gt=0,
         description="search time for the whole run, shared evenly by the targets: once a "
         "target's share is spent, its candidates not yet tried are skipped (and logged so)",
+    )
+    blend_confidence: float = Field(
+        0.95,
+        gt=0.5,
+        le=1.0,
+        description="a single configuration is registered instead of the blend only when "
+        "its validation ROC AUC beats the blend's in this share of bootstrap resamples",
     )
     refit_all: bool = Field(
         True,
@@ -127,8 +149,9 @@ def fit_target(frame: pd.DataFrame, task: TargetTask) -> FittedTarget | str:
     x = encoding.matrix(rows)
     base, baseline_scores = _baseline(rows, y, split, task)
 
-    fits, winner, evaluated, timings = _choose(x, y, split, encoding, task)
-    params = BoosterParams(**winner.params)  # the winner's settings, as the search ran them
+    data = TargetRows(x, y, split, encoding)
+    fits, winner, parts, timings = _choose(data, task)
+    evaluated = blend_boosters(parts) if winner.members else parts[0]
 
     raw_valid = evaluated.predict(x[split.valid])
     choice = choose_calibration(
@@ -139,9 +162,11 @@ def fit_target(frame: pd.DataFrame, task: TargetTask) -> FittedTarget | str:
     tic = time.perf_counter()
     shipped = evaluated
     if config.refit_all:
-        shipped = refit_all(
-            x, y, encoding, params, evaluated.num_trees(), config.seed, task.threads
-        )
+        refits = [
+            train_booster(p, data.every, None, config.seed, task.threads, rounds=b.num_trees())
+            for p, b in zip(_settings(winner), parts, strict=True)
+        ]
+        shipped = blend_boosters(refits) if winner.members else refits[0]
     metrics = _figures(y, split, calibrated, raw, raw_valid, base, choice)
     metrics.update(
         {
@@ -180,28 +205,33 @@ def fit_target(frame: pd.DataFrame, task: TargetTask) -> FittedTarget | str:
 
 
 def _choose(
-    x: np.ndarray, y: np.ndarray, split: Split, encoding: Encoding, task: TargetTask
-) -> tuple[list[CandidateFit], CandidateFit, lgb.Booster, dict[str, float]]:
-    """The search's fits, its winner, and the evaluation model: the winner fitted on every
-    training row (it was searched on a subsample of at most ``search_rows``)."""
-    config = task.config
+    data: TargetRows, task: TargetTask
+) -> tuple[list[CandidateFit], CandidateFit, list[lgb.Booster], dict[str, float]]:
+    """The search's fits, its winner, and the evaluation model's boosters (one, or a blend's
+    members): the winner's configurations fitted on every training row (the search ran on
+    a subsample of at most ``search_rows``)."""
+    config, split = task.config, data.split
     tic = time.perf_counter()
     fits = search_boosters(
-        x, y, split, encoding, config.candidates, config.search_rows, task.search_seconds,
-        config.seed, task.threads,
+        data, config.candidates, config.search_rows, task.search_seconds, config.seed,
+        task.threads,
     )  # fmt: skip
     seconds_search = time.perf_counter() - tic
-    winner = best_fit(fits)
+    winner = choose(fits, data.y[split.valid], config.blend_confidence, config.seed)
     tic = time.perf_counter()
-    evaluated = winner.booster
+    parts = [m.booster for m in winner.members or [winner]]
     if winner.train_rows < split.train.sum():
-        params = BoosterParams(**winner.params)
-        evaluated = fit_booster(
-            x[split.train], y[split.train], x[split.valid], y[split.valid], encoding, params,
-            config.seed, task.threads,
-        )  # fmt: skip
+        parts = [
+            train_booster(p, data.train, data.valid, config.seed, task.threads)
+            for p in _settings(winner)
+        ]
     timings = {"seconds_search": seconds_search, "seconds_refit": time.perf_counter() - tic}
-    return fits, winner, evaluated, timings
+    return fits, winner, parts, timings
+
+
+def _settings(winner: CandidateFit) -> list[BoosterParams]:
+    """The LightGBM settings of the winner, or of each of a blend's members, as searched."""
+    return [BoosterParams(**m.params) for m in winner.members or [winner]]
 
 
 def refit_all(
@@ -215,14 +245,7 @@ def refit_all(
 ) -> lgb.Booster:
     """The chosen configuration fitted on every row for ``trees`` rounds (no early stopping:
     the evaluation model's stopping point, found on rows it did not train on)."""
-    data = lgb.Dataset(
-        x,
-        y,
-        feature_name=encoding.features,
-        categorical_feature=encoding.categorical_indices,
-        free_raw_data=True,
-    )
-    return lgb.train(params.lightgbm(seed, threads), data, num_boost_round=max(trees, 1))
+    return train_booster(params, matrix_dataset(x, y, encoding), None, seed, threads, trees)
 
 
 def _split(rows: pd.DataFrame, y: np.ndarray, task: TargetTask) -> Split | str:
@@ -299,6 +322,7 @@ def _meta(task, split, winner, base, choice, threshold, metrics) -> dict:
         "split": split.scheme,
         "winner": winner.name,
         "booster_params": winner.params,
+        "members": [m.name for m in winner.members],
         # A LightGBM model is shipped even when the baseline ranks better on validation:
         # serving needs a booster for TreeSHAP reasons, and the promotion gate keeps such a
         # model from becoming champion.

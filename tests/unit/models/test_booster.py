@@ -10,7 +10,7 @@ import lightgbm as lgb
 import numpy as np
 import pytest
 
-from models.booster import BoosterFormatError, check_model_text, read_booster
+from models.booster import BoosterFormatError, blend_boosters, check_model_text, read_booster
 
 ROWS = np.random.default_rng(0).normal(size=(400, 2))
 ROWS[:, 1] = np.floor(np.abs(ROWS[:, 1]) * 3)  # categories 0..8
@@ -115,3 +115,22 @@ def test_bytes_that_are_not_text_are_an_error(model_text, tmp_path):
     path.write_bytes(b"\xff\xfe" + model_text.encode())
     with pytest.raises(UnicodeDecodeError):
         read_booster(path)
+
+
+def test_a_blend_predicts_and_explains_the_mean_of_its_boosters(tmp_path):
+    # Given three boosters of different shapes on the same number and category
+    y = ((ROWS[:, 0] + (ROWS[:, 1] == 2) * 1.5) > 0.5).astype(float)
+    data = lgb.Dataset(ROWS, y, categorical_feature=[1], params={"feature_pre_filter": False})
+    base = {"objective": "binary", "verbose": -1, "seed": 0, "min_data_in_leaf": 5}
+    shapes = [{"num_leaves": 4}, {"num_leaves": 2, "max_depth": 1}, {"num_leaves": 7}]
+    boosters = [lgb.train(base | s, data, 3 + i) for i, s in enumerate(shapes)]
+    # When blended and written as any model is
+    blend = blend_boosters(boosters)
+    path = tmp_path / "booster.txt"
+    blend.save_model(str(path))
+    loaded = read_booster(path)
+    # Then it holds every tree, and its log-odds and contributions are the boosters' means
+    assert loaded.num_trees() == sum(b.num_trees() for b in boosters) == 3 + 4 + 5
+    for kind in ({"raw_score": True}, {"pred_contrib": True}):
+        mean = np.mean([b.predict(ROWS, **kind) for b in boosters], axis=0)
+        np.testing.assert_allclose(loaded.predict(ROWS, **kind), mean, rtol=0, atol=1e-12)

@@ -126,3 +126,34 @@ def test_too_few_positives_give_a_reason_not_a_model(positives):
     frame.loc[frame.index[:positives], "churn"] = 1.0
     result = fit_target(frame, task())
     assert isinstance(result, str) and "positives" in result, result
+
+
+def interaction_base(customers: int = 4000, snapshots: int = 4, seed: int = 0) -> pd.DataFrame:
+    """Snapshots whose outcome hangs on the sign of a product, which trees find and stumps
+    cannot, and on a linear column, which the stumps alone learn: the blend over-weights it."""
+    frame = linear_base(customers, snapshots, seed).drop(columns="churn")
+    rng = np.random.default_rng(seed + 1)
+    logit = 3.0 * np.sign(frame.noise_a * frame.noise_b) + 2.0 * frame.recency - 1.0
+    return frame.assign(churn=(rng.uniform(size=len(frame)) < 1 / (1 + np.exp(-logit))) * 1.0)
+
+
+def test_the_blend_of_the_regularised_configurations_is_registered_unless_beaten_clearly():
+    # Given a base where every configuration ranks about as well (a linear signal)
+    result = fitted(linear_base(customers=3000))
+    meta, fits = result.predictor.meta, {c.name: c for c in result.candidates}
+    # Then the blend of the regularised configurations is registered, as one booster
+    # holding each member's trees (refit on every row for the member's tree count)
+    assert meta["winner"] == "blend", meta["winner"]
+    assert meta["members"] == ["small_regularised", "additive", "shallow_strong_l2"]
+    member_trees = sum(fits[m].trees for m in meta["members"])
+    assert result.predictor.booster.num_trees() == result.evaluated.num_trees() == member_trees
+
+
+def test_a_configuration_that_clearly_beats_the_blend_on_validation_is_registered_instead():
+    # Given an interaction the additive member cannot learn, so the blend is skewed
+    result = fitted(interaction_base())
+    fits = {c.name: c for c in result.candidates}
+    winner = result.predictor.meta["winner"]
+    # Then a single configuration is registered, and it ranks validation rows better
+    assert winner != "blend" and result.predictor.meta["members"] == []
+    assert fits[winner].valid["roc_auc"] > fits["blend"].valid["roc_auc"]
