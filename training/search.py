@@ -251,16 +251,25 @@ def _fitted(name, kind, params, booster, data: TargetRows, tic: float, rows: int
 
 
 def choose(
-    fits: list[CandidateFit], y_valid: np.ndarray, confidence: float, seed: int
+    fits: list[CandidateFit],
+    y_valid: np.ndarray,
+    confidence: float,
+    reliable_minority: int,
+    seed: int,
 ) -> CandidateFit:
-    """The candidate to register: the blend, unless the validation-best configuration has a
-    higher validation ROC AUC than the blend's in at least ``confidence`` of 200 bootstrap
-    resamples of the validation rows (stratified, paired, seeded). Without a blend, the
-    validation-best configuration (``rank_key``)."""
+    """The candidate to register.
+
+    With more than ``reliable_minority`` validation rows in the smaller class (positives,
+    or negatives where fewer), validation tells the configurations apart: the validation-best single configuration (``rank_key``),
+    which also spares the blend's three refits on a large base. Otherwise the blend, unless
+    the validation-best configuration has a higher validation ROC AUC than the blend's in at
+    least ``confidence`` of 200 bootstrap resamples of the validation rows (stratified,
+    paired, seeded). Without a blend, the validation-best configuration.
+    """
     fitted = [f for f in fits if f.status == "fitted" and f.kind != "logistic"]
-    best = min(fitted, key=rank_key)  # min() keeps the first of equals: the grid order
     blend = next((f for f in fitted if f.kind == "blend"), None)
-    if blend is None or best is blend:
+    best = min((f for f in fitted if f is not blend), key=rank_key)  # first of equals: grid order
+    if blend is None or min(y_valid.sum(), len(y_valid) - y_valid.sum()) > reliable_minority:
         return best
     share = _bootstrap_wins(y_valid, best.valid_scores, blend.valid_scores, seed)
     return best if share >= confidence else blend

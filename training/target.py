@@ -73,6 +73,12 @@ class TrainingConfig(BaseModel):
         description="a single configuration is registered instead of the blend only when "
         "its validation ROC AUC beats the blend's in this share of bootstrap resamples",
     )
+    blend_reliable_minority: int = Field(
+        1000,
+        ge=0,
+        description="with more validation rows than this in the smaller class, the "
+        "validation-best single configuration is registered without considering the blend",
+    )
     refit_all: bool = Field(
         True,
         description="register the winner refit on every labelled row (the held-out ones "
@@ -217,7 +223,10 @@ def _choose(
         task.threads,
     )  # fmt: skip
     seconds_search = time.perf_counter() - tic
-    winner = choose(fits, data.y[split.valid], config.blend_confidence, config.seed)
+    winner = choose(
+        fits, data.y[split.valid], config.blend_confidence, config.blend_reliable_minority,
+        config.seed,
+    )  # fmt: skip
     tic = time.perf_counter()
     parts = [m.booster for m in winner.members or [winner]]
     if winner.train_rows < split.train.sum():

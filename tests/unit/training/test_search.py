@@ -150,10 +150,22 @@ def test_the_blend_of_the_regularised_configurations_is_registered_unless_beaten
 
 
 def test_a_configuration_that_clearly_beats_the_blend_on_validation_is_registered_instead():
-    # Given an interaction the additive member cannot learn, so the blend is skewed
-    result = fitted(interaction_base())
+    # Given an interaction the additive member cannot learn, so the blend is skewed, and
+    # the bootstrap rule used whatever the number of validation rows
+    result = fitted(interaction_base(), blend_reliable_minority=10**9)
     fits = {c.name: c for c in result.candidates}
     winner = result.predictor.meta["winner"]
     # Then a single configuration is registered, and it ranks validation rows better
     assert winner != "blend" and result.predictor.meta["members"] == []
     assert fits[winner].valid["roc_auc"] > fits["blend"].valid["roc_auc"]
+
+
+def test_with_many_validation_rows_in_each_class_the_validation_best_single_is_registered():
+    # Given the linear base where the blend is registered by default, but every validation
+    # count deemed reliable
+    result = fitted(linear_base(customers=3000), blend_reliable_minority=0)
+    fits = [c for c in result.candidates if c.kind == "lightgbm" and c.status == "fitted"]
+    # Then the single configuration with the best validation ROC AUC is, without the blend
+    best = max(fits, key=lambda c: c.valid["roc_auc"])
+    assert result.predictor.meta["winner"] == best.name
+    assert result.predictor.booster.num_trees() == best.trees
