@@ -260,8 +260,9 @@ def choose(
     """The candidate to register.
 
     With more than ``reliable_minority`` validation rows in the smaller class (positives,
-    or negatives where fewer), validation tells the configurations apart: the validation-best single configuration (``rank_key``),
-    which also spares the blend's three refits on a large base. Otherwise the blend, unless
+    or negatives where fewer), validation tells the configurations apart: the validation-
+    best single configuration (``rank_key``), which also spares the blend's three refits on
+    a large base. Otherwise the blend, unless
     the validation-best configuration has a higher validation ROC AUC than the blend's in at
     least ``confidence`` of 200 bootstrap resamples of the validation rows (stratified,
     paired, seeded). Without a blend, the validation-best configuration.
