@@ -122,16 +122,17 @@ def _check_tree(tree: dict[str, str], features: int) -> None:
         raise ValueError("left_child and right_child do not form a tree")
 
 
-def blend_boosters(boosters: list[lgb.Booster]) -> lgb.Booster:
-    """One booster whose raw score is the mean of ``boosters``' raw scores (log-odds).
+def blend_boosters(boosters: list[lgb.Booster], weight: float | None = None) -> lgb.Booster:
+    """One booster whose raw score is the mean of ``boosters``' raw scores (log-odds), or
+    their sum times ``weight`` (a blend whose other members are not boosters).
 
-    Each tree of each booster is copied with its leaf values divided by their number, so
-    predictions and TreeSHAP contributions (both sums over trees) are exactly the means of
-    theirs, and the result is an ordinary LightGBM text model that serving, the batch and
+    Each tree of each booster is copied with its leaf values times the weight, so
+    predictions and TreeSHAP contributions (both sums over trees) are exactly the weighted
+    sums of theirs, and the result is an ordinary LightGBM text model that serving, the batch and
     the pyfunc flavour load as they load any other. The boosters must share their features
     (they were fitted on the same encoding); the first one's header is kept.
     """
-    weight = 1.0 / len(boosters)
+    weight = 1.0 / len(boosters) if weight is None else weight
     head, trees = "", []
     for booster in boosters:
         text = check_model_text(booster.model_to_string())

@@ -2,7 +2,8 @@
 
 A target's model is a folder holding ``booster.txt`` (LightGBM's text model),
 ``encoding.json`` (feature order and categorical vocabularies), ``calibration.json``
-(the map from raw score to calibrated probability) and ``meta.json``. It lives in
+(the map from raw score to calibrated probability) and ``meta.json``, and, for a blend with
+a logistic member, ``linear.json`` (``models.linear``). It lives in
 ``models`` because training, serving, the batch and monitoring all need it, and serving
 never imports training.
 """
@@ -20,8 +21,10 @@ import pandas as pd
 
 from features.values import json_default
 from models.booster import check_model_text, read_booster
+from models.linear import LinearHead
 
 FILES = ("booster.txt", "encoding.json", "calibration.json", "meta.json")
+LINEAR_FILE = "linear.json"  # only a blend with a logistic member has it
 
 
 @dataclass(frozen=True)
@@ -104,24 +107,32 @@ class Calibration:
 
 @dataclass
 class Predictor:
-    """A trained target: booster + encoding + calibration, predicting calibrated probabilities."""
+    """A trained target: booster (+ a blend's logistic member) + encoding + calibration,
+    predicting calibrated probabilities."""
 
     target: str
     booster: lgb.Booster
     encoding: Encoding
     calibration: Calibration
     meta: dict = field(default_factory=dict)
+    linear: LinearHead | None = None  # its log-odds are added to the booster's
 
     def predict(self, matrix: np.ndarray) -> np.ndarray:
         """Calibrated probabilities for encoded rows."""
-        return self.calibration.apply(self.booster.predict(matrix, num_threads=self.threads))
+        return self.calibration.apply(self.raw(matrix))
+
+    def raw(self, matrix: np.ndarray) -> np.ndarray:
+        """Uncalibrated probabilities for encoded rows."""
+        return raw_probability(self.booster, self.linear, matrix, self.threads)
 
     def predict_frame(self, frame: pd.DataFrame) -> np.ndarray:
         return self.predict(self.encoding.matrix(frame))
 
     def contributions(self, matrix: np.ndarray) -> np.ndarray:
-        """Per-feature contributions to the raw log-odds (TreeSHAP); the last column is the bias."""
-        return self.booster.predict(matrix, pred_contrib=True, num_threads=self.threads)
+        """Per-feature contributions to the raw log-odds (TreeSHAP, plus the logistic
+        member's own where there is one); the last column is the bias."""
+        trees = self.booster.predict(matrix, pred_contrib=True, num_threads=self.threads)
+        return trees if self.linear is None else trees + self.linear.contributions(matrix)
 
     @property
     def threads(self) -> int:
@@ -135,16 +146,19 @@ class Predictor:
             "encoding": self.encoding.to_dict(),
             "calibration": asdict(self.calibration),
             "meta": {k: v for k, v in self.meta.items() if k != "threads"},
+            "linear": None if self.linear is None else self.linear.to_dict(),
         }
 
     @classmethod
     def from_dict(cls, data: dict, threads: int = 1) -> Predictor:
+        linear = data.get("linear")
         return cls(
             data["target"],
             lgb.Booster(model_str=check_model_text(data["booster"])),
             Encoding(**data["encoding"]),
             Calibration(**data["calibration"]),
             {**data["meta"], "threads": threads},
+            None if linear is None else LinearHead.from_dict(linear),
         )
 
     def save(self, folder: Path) -> Path:
@@ -153,6 +167,8 @@ class Predictor:
         _dump(folder / "encoding.json", self.encoding.to_dict())
         _dump(folder / "calibration.json", asdict(self.calibration))
         _dump(folder / "meta.json", {"target": self.target, **self.meta})
+        if self.linear is not None:
+            _dump(folder / LINEAR_FILE, self.linear.to_dict())
         return folder
 
     @classmethod
@@ -169,7 +185,25 @@ class Predictor:
         encoding = Encoding(**json.loads((folder / "encoding.json").read_text()))
         calibration = Calibration(**json.loads((folder / "calibration.json").read_text()))
         booster = read_booster(folder / "booster.txt")
-        return cls(meta.pop("target"), booster, encoding, calibration, {**meta, "threads": threads})
+        linear = None
+        if (folder / LINEAR_FILE).exists():
+            linear = LinearHead.from_dict(json.loads((folder / LINEAR_FILE).read_text()))
+        return cls(
+            meta.pop("target"), booster, encoding, calibration, {**meta, "threads": threads}, linear
+        )
+
+
+def raw_probability(
+    booster: lgb.Booster | None, linear: LinearHead | None, matrix: np.ndarray, threads: int = 1
+) -> np.ndarray:
+    """The uncalibrated probability of a booster, a logistic member, or both (their log-odds
+    added)."""
+    if linear is None:
+        return booster.predict(matrix, num_threads=threads)
+    margin = linear.logit(matrix)
+    if booster is not None:
+        margin = margin + booster.predict(matrix, raw_score=True, num_threads=threads)
+    return 1.0 / (1.0 + np.exp(-margin))
 
 
 def _dump(path: Path, data: dict) -> None:

@@ -1,12 +1,15 @@
 """A small, seeded search over LightGBM configurations for one target, judged on validation rows.
 
-Beside the configurations, the search offers their *blend*: the mean log-odds of a few
-regularised ones, one booster (``models.booster.blend_boosters``). Validation halves are
+Beside the configurations, the search offers their *blend*: the mean log-odds of the
+regularised ones and of a logistic regression on every feature (``training.linear``), held
+as one booster (``models.booster.blend_boosters``) and a logistic member (``models.linear``)
+whose log-odds are added. Validation halves are
 often small (a cross-sell target may have 80 positives in it), and choosing the best of five
 on so few rows mostly chooses noise: on the demo bank the validation-best configuration
 was, on later data, among the worst as often as not, while the blend stayed near the best.
-So the blend is the default, and a single configuration replaces it only when it ranks the
-validation rows better in nearly every bootstrap resample (``choose``).
+So where validation is small the blend is the default, and a single configuration replaces
+it only when it ranks the validation rows better in nearly every bootstrap resample
+(``choose``); where it is large, it decides alone and no blend is fitted.
 
 Pure: arrays and masks in, fitted boosters and their figures out; MLflow logging happens
 in ``training.train``.
@@ -25,14 +28,18 @@ from pydantic import BaseModel, Field
 from sklearn.metrics import roc_auc_score
 
 from models.booster import blend_boosters
+from models.linear import LinearHead
 from models.metrics import score_metrics
-from models.model import Encoding
+from models.model import Encoding, raw_probability
 from training.fit import BoosterParams, Split, matrix_dataset, train_booster
+from training.linear import STRENGTH, fit_linear
 
 BLEND = "blend"
-# The configurations the blend averages: the regularised ones, which on small targets are
-# each near the best and whose errors differ (leaves, stumps, strong L2).
-BLEND_MEMBERS = ("small_regularised", "additive", "shallow_strong_l2")
+LINEAR = "linear"  # the logistic member: every feature, fitted by ``training.linear``
+# What the blend averages: the regularised configurations, which on small targets are each
+# near the best and whose errors differ (leaves, stumps, strong L2), and the logistic
+# member, for the straight signals trees only approximate by steps.
+BLEND_MEMBERS = ("small_regularised", "additive", "shallow_strong_l2", LINEAR)
 
 
 class Candidate(BaseModel):
@@ -119,7 +126,7 @@ class CandidateFit:
     """One candidate's outcome in the search (a skipped one has no booster and no figures)."""
 
     name: str
-    kind: Literal["lightgbm", "logistic", "blend"]
+    kind: Literal["lightgbm", "logistic", "linear", "blend"]
     params: dict
     status: Literal["fitted", "skipped"]
     seconds: float = 0.0
@@ -128,6 +135,7 @@ class CandidateFit:
     valid: dict[str, float] = field(default_factory=dict)  # raw scores on the validation rows
     test: dict[str, float] = field(default_factory=dict)  # reported, never used to choose
     booster: lgb.Booster | None = None
+    linear: LinearHead | None = None  # the logistic member's model
     valid_scores: np.ndarray | None = None  # raw probabilities on the validation rows
     members: list[CandidateFit] = field(default_factory=list)  # a blend's configurations
 
@@ -187,13 +195,14 @@ class TargetRows:
         """Every labelled row, for the refit with a known tree count."""
         return matrix_dataset(self.x, self.y, self.encoding)
 
-    def sample(self, rows: int, seed: int) -> tuple[lgb.Dataset, int]:
-        """The training rows, or a seeded subsample of at most ``rows`` of them (same bins)."""
-        n = int(self.split.train.sum())
-        if n <= rows:
-            return self.train, n
-        keep = np.sort(np.random.default_rng(seed).choice(n, rows, replace=False))
-        return self.train.construct().subset(keep.tolist()), rows
+    def sample(self, rows: int, seed: int) -> tuple[lgb.Dataset, np.ndarray]:
+        """The training rows, or a seeded subsample of at most ``rows`` of them (same bins),
+        and their positions in ``x``."""
+        index = np.flatnonzero(self.split.train)
+        if len(index) <= rows:
+            return self.train, index
+        keep = np.sort(np.random.default_rng(seed).choice(len(index), rows, replace=False))
+        return self.train.construct().subset(keep.tolist()), index[keep]
 
 
 def search_boosters(
@@ -203,15 +212,17 @@ def search_boosters(
     budget_seconds: float,
     seed: int,
     threads: int,
+    blend: bool = True,
 ) -> list[CandidateFit]:
     """Fit each candidate on the same seeded subsample of at most ``rows`` training rows,
-    then their blend (``BLEND_MEMBERS`` that were fitted, if two or more).
+    then, with ``blend``, the logistic member and the blend of ``BLEND_MEMBERS`` (those
+    fitted, if two or more).
 
     Each fit stops early on the validation rows. Once ``budget_seconds`` have passed, the
     candidates not yet tried are returned as skipped; the first is always fitted, so a run
     on a slow machine still has a model (but may choose differently from an unhurried one).
     """
-    train, train_rows = data.sample(rows, seed)
+    train, rows_used = data.sample(rows, seed)
     fits: list[CandidateFit] = []
     started = time.perf_counter()
     for candidate in candidates:
@@ -221,59 +232,79 @@ def search_boosters(
             continue
         tic = time.perf_counter()
         booster = train_booster(candidate.params, train, data.valid, seed, threads)
-        fits.append(_fitted(candidate.name, "lightgbm", params, booster, data, tic, train_rows))
+        fits.append(_fitted(candidate.name, "lightgbm", params, data, tic, rows_used, booster))
+    if not blend:
+        return fits
+    tic = time.perf_counter()
+    linear = fit_linear(data.x[rows_used], data.y[rows_used], data.encoding, rows, seed)
+    fits.append(_fitted(LINEAR, "linear", {"C": STRENGTH}, data, tic, rows_used, linear=linear))
     members = [f for f in fits if f.name in BLEND_MEMBERS and f.status == "fitted"]
     if len(members) >= 2:
         tic = time.perf_counter()
-        booster = blend_boosters([m.booster for m in members])
+        booster, linear = assemble(*parts_of(members))
         params = {"members": "+".join(m.name for m in members)}
-        blend = _fitted(BLEND, "blend", params, booster, data, tic, train_rows)
-        blend.members = members
-        fits.append(blend)
+        fits.append(_fitted(BLEND, "blend", params, data, tic, rows_used, booster, linear))
+        fits[-1].members = members
     return fits
 
 
-def _fitted(name, kind, params, booster, data: TargetRows, tic: float, rows: int) -> CandidateFit:
-    valid = booster.predict(data.x[data.split.valid])
+def parts_of(members: list[CandidateFit]) -> tuple[list[lgb.Booster], LinearHead | None]:
+    """The boosters and the logistic model (if any) of a blend's members."""
+    boosters = [m.booster for m in members if m.kind == "lightgbm"]
+    return boosters, next((m.linear for m in members if m.kind == "linear"), None)
+
+
+def assemble(
+    boosters: list[lgb.Booster], linear: LinearHead | None
+) -> tuple[lgb.Booster, LinearHead | None]:
+    """A blend's booster and weighted logistic member from its members' models, each with an
+    equal share of the log-odds; one booster alone is returned as it is."""
+    count = len(boosters) + (linear is not None)
+    if count == 1:
+        return boosters[0], linear
+    share = 1.0 / count
+    return blend_boosters(boosters, share), None if linear is None else linear.scaled(share)
+
+
+def _fitted(name, kind, params, data: TargetRows, tic, rows, booster=None, linear=None):
+    """A fitted candidate with its validation and test figures (raw probabilities)."""
+    x, y, split = data.x, data.y, data.split
+    valid = raw_probability(booster, linear, x[split.valid])
     return CandidateFit(
         name,
         kind,
         params,
         "fitted",
         seconds=time.perf_counter() - tic,
-        trees=booster.num_trees(),
-        train_rows=rows,
-        valid=score_metrics(data.y[data.split.valid], valid),
-        test=score_metrics(data.y[data.split.test], booster.predict(data.x[data.split.test])),
+        trees=0 if booster is None else booster.num_trees(),
+        train_rows=len(rows),
+        valid=score_metrics(y[split.valid], valid),
+        test=score_metrics(y[split.test], raw_probability(booster, linear, x[split.test])),
         booster=booster,
+        linear=linear,
         valid_scores=valid,
     )
 
 
-def choose(
-    fits: list[CandidateFit],
-    y_valid: np.ndarray,
-    confidence: float,
-    reliable_minority: int,
-    seed: int,
-) -> CandidateFit:
-    """The candidate to register.
-
-    With more than ``reliable_minority`` validation rows in the smaller class (positives,
-    or negatives where fewer), validation tells the configurations apart: the validation-
-    best single configuration (``rank_key``), which also spares the blend's three refits on
-    a large base. Otherwise the blend, unless
-    the validation-best configuration has a higher validation ROC AUC than the blend's in at
-    least ``confidence`` of 200 bootstrap resamples of the validation rows (stratified,
-    paired, seeded). Without a blend, the validation-best configuration.
-    """
-    fitted = [f for f in fits if f.status == "fitted" and f.kind != "logistic"]
+def choose(fits: list[CandidateFit], y_valid: np.ndarray, confidence: float, seed: int):
+    """The candidate to register: the blend, unless the validation-best configuration
+    (``rank_key``) has a higher validation ROC AUC than the blend's in at least
+    ``confidence`` of 200 bootstrap resamples of the validation rows (stratified, paired,
+    seeded). Without a blend, the validation-best configuration. The logistic member alone
+    is never registered: serving needs trees."""
+    fitted = [f for f in fits if f.status == "fitted" and f.kind in ("lightgbm", "blend")]
     blend = next((f for f in fitted if f.kind == "blend"), None)
     best = min((f for f in fitted if f is not blend), key=rank_key)  # first of equals: grid order
-    if blend is None or min(y_valid.sum(), len(y_valid) - y_valid.sum()) > reliable_minority:
+    if blend is None:
         return best
     share = _bootstrap_wins(y_valid, best.valid_scores, blend.valid_scores, seed)
     return best if share >= confidence else blend
+
+
+def smaller_class(y: np.ndarray) -> int:
+    """The number of positives, or of negatives where fewer."""
+    positives = int(y.sum())
+    return min(positives, len(y) - positives)
 
 
 def _bootstrap_wins(y: np.ndarray, a: np.ndarray, b: np.ndarray, seed: int) -> float:

@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, Field
 
-from models.booster import blend_boosters
-from models.model import Encoding, Predictor
+from models.linear import LinearHead
+from models.model import Encoding, Predictor, raw_probability
 from serving.policy import Customer, PolicyConfig, action_value
 from training.calibration import CalibrationChoice, choose_calibration
 from training.evaluate import operating_threshold, profit_curve, score_metrics
@@ -29,13 +29,17 @@ from training.fit import (
     split_rows,
     train_booster,
 )
+from training.linear import fit_linear
 from training.search import (
     Candidate,
     CandidateFit,
     TargetRows,
+    assemble,
     choose,
     default_candidates,
+    parts_of,
     search_boosters,
+    smaller_class,
 )
 
 
@@ -74,10 +78,10 @@ class TrainingConfig(BaseModel):
         "its validation ROC AUC beats the blend's in this share of bootstrap resamples",
     )
     blend_reliable_minority: int = Field(
-        1000,
+        5000,
         ge=0,
-        description="with more validation rows than this in the smaller class, the "
-        "validation-best single configuration is registered without considering the blend",
+        description="with more validation rows than this in the smaller class, validation "
+        "alone chooses a configuration and no blend is fitted",
     )
     refit_all: bool = Field(
         True,
@@ -122,6 +126,7 @@ class FittedTarget:
     baseline_scores: np.ndarray
     curve: pd.DataFrame | None = None  # the profit curve at the policy's values
     evaluated: lgb.Booster | None = None  # fitted without the held-out rows; gave the figures
+    evaluated_linear: LinearHead | None = None  # ...with this logistic member, in a blend
 
 
 def target_key(label: str) -> str:
@@ -156,23 +161,25 @@ def fit_target(frame: pd.DataFrame, task: TargetTask) -> FittedTarget | str:
     base, baseline_scores = _baseline(rows, y, split, task)
 
     data = TargetRows(x, y, split, encoding)
-    fits, winner, parts, timings = _choose(data, task)
-    evaluated = blend_boosters(parts) if winner.members else parts[0]
+    fits, winner, (boosters, linear), timings = _choose(data, task)
+    evaluated, evaluated_linear = assemble(boosters, linear)
 
-    raw_valid = evaluated.predict(x[split.valid])
+    raw_valid = raw_probability(evaluated, evaluated_linear, x[split.valid])
     choice = choose_calibration(
         raw_valid, y[split.valid], config.calibration, config.calibration_folds, config.seed
     )
-    raw = evaluated.predict(x[split.test])
+    raw = raw_probability(evaluated, evaluated_linear, x[split.test])
     calibrated = choice.calibration.apply(raw)
     tic = time.perf_counter()
-    shipped = evaluated
+    shipped, shipped_linear = evaluated, evaluated_linear
     if config.refit_all:
         refits = [
             train_booster(p, data.every, None, config.seed, task.threads, rounds=b.num_trees())
-            for p, b in zip(_settings(winner), parts, strict=True)
+            for p, b in zip(_settings(winner), boosters, strict=True)
         ]
-        shipped = blend_boosters(refits) if winner.members else refits[0]
+        if linear is not None:
+            linear = fit_linear(x, y, encoding, config.search_rows, config.seed)
+        shipped, shipped_linear = assemble(refits, linear)
     metrics = _figures(y, split, calibrated, raw, raw_valid, base, choice)
     metrics.update(
         {
@@ -197,7 +204,7 @@ def fit_target(frame: pd.DataFrame, task: TargetTask) -> FittedTarget | str:
     meta["refit_all"] = config.refit_all
     return FittedTarget(
         task.key,
-        Predictor(task.key, shipped, encoding, choice.calibration, meta),
+        Predictor(task.key, shipped, encoding, choice.calibration, meta, shipped_linear),
         metrics,
         [base, *fits],
         test_rows,
@@ -207,40 +214,41 @@ def fit_target(frame: pd.DataFrame, task: TargetTask) -> FittedTarget | str:
         baseline_scores,
         curve,
         evaluated,
+        evaluated_linear,
     )
 
 
 def _choose(
     data: TargetRows, task: TargetTask
-) -> tuple[list[CandidateFit], CandidateFit, list[lgb.Booster], dict[str, float]]:
-    """The search's fits, its winner, and the evaluation model's boosters (one, or a blend's
-    members): the winner's configurations fitted on every training row (the search ran on
-    a subsample of at most ``search_rows``)."""
+) -> tuple[
+    list[CandidateFit], CandidateFit, tuple[list[lgb.Booster], LinearHead | None], dict[str, float]
+]:
+    """The search's fits, its winner, and the evaluation model's parts (the winner's
+    booster, or a blend's boosters and logistic member): the configurations fitted on every
+    training row (the search ran on a subsample of at most ``search_rows``; the logistic
+    member is fitted on at most that many rows anyway)."""
     config, split = task.config, data.split
     tic = time.perf_counter()
     fits = search_boosters(
         data, config.candidates, config.search_rows, task.search_seconds, config.seed,
-        task.threads,
+        task.threads, blend=smaller_class(data.y[split.valid]) <= config.blend_reliable_minority,
     )  # fmt: skip
     seconds_search = time.perf_counter() - tic
-    winner = choose(
-        fits, data.y[split.valid], config.blend_confidence, config.blend_reliable_minority,
-        config.seed,
-    )  # fmt: skip
+    winner = choose(fits, data.y[split.valid], config.blend_confidence, config.seed)
     tic = time.perf_counter()
-    parts = [m.booster for m in winner.members or [winner]]
+    boosters, linear = parts_of(winner.members or [winner])
     if winner.train_rows < split.train.sum():
-        parts = [
+        boosters = [
             train_booster(p, data.train, data.valid, config.seed, task.threads)
             for p in _settings(winner)
         ]
     timings = {"seconds_search": seconds_search, "seconds_refit": time.perf_counter() - tic}
-    return fits, winner, parts, timings
+    return fits, winner, (boosters, linear), timings
 
 
 def _settings(winner: CandidateFit) -> list[BoosterParams]:
-    """The LightGBM settings of the winner, or of each of a blend's members, as searched."""
-    return [BoosterParams(**m.params) for m in winner.members or [winner]]
+    """The LightGBM settings of the winner, or of each of a blend's booster members."""
+    return [BoosterParams(**m.params) for m in winner.members or [winner] if m.kind == "lightgbm"]
 
 
 def refit_all(

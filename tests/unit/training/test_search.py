@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from training.fit import split_rows
+from training.linear import fit_linear
 from training.search import default_candidates
 from training.target import FittedTarget, TargetTask, TrainingConfig, fit_target
 
@@ -98,7 +99,8 @@ def test_candidates_left_when_the_budget_runs_out_are_skipped_not_dropped():
     result = fitted(linear_base(customers=1000), search_seconds=1e-9)
     statuses = {c.name: c.status for c in result.candidates}
     names = [c.name for c in default_candidates()]
-    assert list(statuses) == ["logistic_baseline", *names], "every candidate is reported"
+    # the logistic member and the blend follow: cheap, they are fitted whatever the budget
+    assert list(statuses) == ["logistic_baseline", *names, "linear", "blend"], "all reported"
     assert statuses[names[0]] == "fitted", "the first candidate always runs: there is a model"
     assert all(statuses[n] == "skipped" for n in names[1:]), statuses
 
@@ -141,12 +143,28 @@ def test_the_blend_of_the_regularised_configurations_is_registered_unless_beaten
     # Given a base where every configuration ranks about as well (a linear signal)
     result = fitted(linear_base(customers=3000))
     meta, fits = result.predictor.meta, {c.name: c for c in result.candidates}
-    # Then the blend of the regularised configurations is registered, as one booster
-    # holding each member's trees (refit on every row for the member's tree count)
+    # Then the blend of the regularised configurations and the logistic member is
+    # registered, as one booster holding each configuration's trees (refit on every row for
+    # the member's tree count) and the logistic member's weights
     assert meta["winner"] == "blend", meta["winner"]
-    assert meta["members"] == ["small_regularised", "additive", "shallow_strong_l2"]
+    assert meta["members"] == ["small_regularised", "additive", "shallow_strong_l2", "linear"]
     member_trees = sum(fits[m].trees for m in meta["members"])
     assert result.predictor.booster.num_trees() == result.evaluated.num_trees() == member_trees
+    assert result.predictor.linear is not None and result.evaluated_linear is not None
+    # ...each member holding a quarter of the log-odds
+    x = result.predictor.encoding.matrix(result.test)
+    np.testing.assert_allclose(
+        result.predictor.linear.logit(x),
+        fit_linear(
+            result.predictor.encoding.matrix(linear_base(customers=3000)),
+            linear_base(customers=3000).churn.to_numpy(),
+            result.predictor.encoding,
+            50_000,
+            0,
+        ).logit(x)
+        / 4,
+        rtol=1e-9,
+    )
 
 
 def test_a_configuration_that_clearly_beats_the_blend_on_validation_is_registered_instead():
