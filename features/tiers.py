@@ -51,7 +51,8 @@ def tier_sql(ds: Dataset, spine: str = "spine", scheme: TierScheme | None = None
         value_percentile, tier_threshold, next_tier, gap_to_next_tier, tier, tier_rank,
         days_in_tier, tier_changes_365d, tier_ups_365d, tier_downs_365d`` (see the module docstring and docs/data-contract.md).
         ``value_percentile`` is the share of the population ranked at or below the
-        customer (1 = best). ``tier_threshold`` is the lowest value in the customer's
+        customer (1 = best); customers of equal value share it, so it does not depend on
+        their ids (the tier's cut breaks such ties by id). ``tier_threshold`` is the lowest value in the customer's
         value tier; ``gap_to_next_tier`` the value missing to the lowest value of the next
         higher tier that has customers (``next_tier`` names it; both null at the top).
         With a ``tiers`` table, ``days_in_tier`` counts days since the service tier last
@@ -242,6 +243,7 @@ def _cut_ctes(scheme: TierScheme, p: str) -> list[tuple[str, str]]:
             f"{p}ranked",
             f"""SELECT customer_id, as_of, value_dec,
                        row_number() OVER ({order}) AS pos,
+                       rank() OVER (PARTITION BY as_of ORDER BY value_dec DESC) AS tied_pos,
                        count(*) OVER (PARTITION BY as_of) AS n,
                        coalesce(sum({positive}) OVER ({order}
                            ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS value_before,
@@ -264,7 +266,7 @@ def _cut_ctes(scheme: TierScheme, p: str) -> list[tuple[str, str]]:
             f"{p}cut",
             f"""SELECT customer_id, as_of, value_dec,
                        {rank} AS value_tier_rank,
-                       CAST(n - pos + 1 AS DOUBLE) / n AS value_percentile
+                       CAST(n - tied_pos + 1 AS DOUBLE) / n AS value_percentile
                 FROM {p}ranked""",
         )
     )

@@ -181,8 +181,10 @@ def test_every_candidate_is_logged_with_its_figures(trained):
         )
         table = json.loads(Path(path).read_text())
         rows = pd.DataFrame(table["data"], columns=table["columns"]).set_index("candidate")
-        assert list(rows.index) == ["logistic_baseline", *searched], target
-        assert rows.chosen.sum() == 1 and rows.loc[rows.chosen, "kind"].item() == "lightgbm"
+        # the logistic member and the blend follow where validation is small (the demo's)
+        assert list(rows.index) == ["logistic_baseline", *searched, "linear", "blend"], target
+        assert rows.chosen.sum() == 1
+        assert rows.loc[rows.chosen, "kind"].item() in ("lightgbm", "blend"), target
         fitted = rows[rows.status == "fitted"]
         for figure in ("valid_roc_auc", "valid_pr_auc", "valid_ece", "test_roc_auc", "seconds"):
             assert fitted[figure].notna().all(), f"{target}: {figure}"

@@ -94,6 +94,17 @@ def test_pyramid_thresholds_gaps_and_percentiles(make_dataset):
     assert frame.loc["C10", "value_percentile"] == pytest.approx(0.5)
 
 
+def test_customers_of_equal_value_share_their_percentile_whatever_their_ids(make_dataset):
+    # Given C01..C05 all worth 100 (ties), and the rest of the twenty as usual
+    tables = twenty_customers()
+    ids = [f"C{i:02d}" for i in range(1, 6)]
+    tables["transactions"].loc[tables["transactions"].customer_id.isin(ids), "amount"] = 100.0
+    frame = by_customer(assign_tiers(load_dataset(make_dataset(tables)), [AS_OF]))
+    # Then each has the share ranked at or below the tie, not a position set by its id
+    assert frame.loc[ids, "value_percentile"].tolist() == pytest.approx([0.25] * 5)
+    assert frame.loc["C06", "value_percentile"] == pytest.approx(0.3)
+
+
 def test_ties_are_broken_by_customer_id(make_dataset):
     # given 20 customers with the same value
     tables = twenty_customers()
